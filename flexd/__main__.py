@@ -1,0 +1,5 @@
+import sys
+
+from flexd.cli import main
+
+sys.exit(main())
