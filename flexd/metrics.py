@@ -1,0 +1,100 @@
+"""A small Prometheus text-format registry: counters, gauges and summaries with labels."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+Labels = tuple[tuple[str, str], ...]
+
+
+def _labels(kv: dict[str, str]) -> Labels:
+    return tuple(sorted(kv.items()))
+
+
+def _fmt(labels: Labels, extra: Labels = ()) -> str:
+    items = labels + extra
+    if not items:
+        return ""
+    esc = [(k, v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")) for k, v in items]
+    return "{" + ",".join(f'{k}="{v}"' for k, v in esc) + "}"
+
+
+@dataclass
+class Metric:
+    name: str
+    help: str
+    kind: str  # counter | gauge | summary
+    values: dict[Labels, float] = field(default_factory=dict)
+    counts: dict[Labels, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def inc(self, amount: float = 1.0, **labels: str) -> None:
+        key = _labels(labels)
+        with self.lock:
+            self.values[key] = self.values.get(key, 0.0) + amount
+
+    def set(self, value: float, **labels: str) -> None:
+        with self.lock:
+            self.values[_labels(labels)] = value
+
+    def observe(self, value: float, **labels: str) -> None:
+        key = _labels(labels)
+        with self.lock:
+            self.values[key] = self.values.get(key, 0.0) + value
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def get(self, **labels: str) -> float:
+        return self.values.get(_labels(labels), 0.0)
+
+    def render(self) -> list[str]:
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
+        with self.lock:
+            for key, value in sorted(self.values.items()):
+                if self.kind == "summary":
+                    lines.append(f"{self.name}_sum{_fmt(key)} {value:g}")
+                    lines.append(f"{self.name}_count{_fmt(key)} {self.counts[key]}")
+                else:
+                    lines.append(f"{self.name}{_fmt(key)} {value:g}")
+        return lines
+
+
+class Metrics:
+    """The daemon's metrics. Gauges that depend on time are refreshed by ``collectors``."""
+
+    def __init__(self) -> None:
+        self._all: list[Metric] = []
+        self.collectors: list[Callable[[], None]] = []
+        m = self._add
+        self.device_poll_age = m(
+            "flexd_device_poll_age_seconds", "Age of the last good poll", "gauge"
+        )
+        self.device_poll_errors = m(
+            "flexd_device_poll_errors_total", "Failed device polls", "counter"
+        )
+        self.device_polls = m("flexd_device_polls_total", "Device polls", "counter")
+        self.commands_sent = m("flexd_commands_sent_total", "Device commands sent", "counter")
+        self.commands_not_honoured = m(
+            "flexd_commands_not_honoured_total", "Commands the device did not honour", "counter"
+        )
+        self.plans = m("flexd_plans_total", "Plans made, by reason", "counter")
+        self.plan_solve = m("flexd_plan_solve_seconds", "Optimiser solve time", "summary")
+        self.rated_slots = m("flexd_rated_slots_total", "Rated slot versions stored", "counter")
+        self.api_requests = m(
+            "flexd_api_requests_total", "API requests by route and status", "counter"
+        )
+        self.control_cycles = m("flexd_control_cycles_total", "Control cycles run", "counter")
+
+    def _add(self, name: str, help: str, kind: str) -> Metric:
+        metric = Metric(name, help, kind)
+        self._all.append(metric)
+        return metric
+
+    def render(self) -> str:
+        for collect in self.collectors:
+            collect()
+        out: list[str] = []
+        for metric in self._all:
+            out.extend(metric.render())
+        return "\n".join(out) + "\n"
