@@ -1,0 +1,87 @@
+"""Half-hourly energy from telemetry: power samples or energy registers, split at :00/:30.
+
+Power is integrated sample-and-hold (each sample's power holds until the next sample), which is
+what a polling daemon can know; a gap longer than ``max_gap_s`` is not bridged, so an offline
+device under-reports rather than inventing energy. Registers (monotonic kWh counters) are
+preferred where a device has one, since they lose nothing between polls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+HALF_HOUR = timedelta(minutes=30)
+
+
+def half_hour_start(t: datetime) -> datetime:
+    return t.replace(minute=30 if t.minute >= 30 else 0, second=0, microsecond=0)
+
+
+@dataclass
+class HalfHourAccumulator:
+    """kWh per half-hour start, for one register."""
+
+    kwh: dict[datetime, float] = field(default_factory=dict)
+
+    def add_span(self, start: datetime, end: datetime, kw: float) -> None:
+        """Add constant power ``kw`` over [start, end), split at half-hour boundaries."""
+        t = start
+        while t < end:
+            slot = half_hour_start(t)
+            stop = min(end, slot + HALF_HOUR)
+            self.kwh[slot] = self.kwh.get(slot, 0.0) + kw * (stop - t).total_seconds() / 3600
+            t = stop
+
+    def add_energy(self, start: datetime, end: datetime, kwh: float) -> None:
+        """Spread ``kwh`` evenly over [start, end)."""
+        hours = (end - start).total_seconds() / 3600
+        if hours > 0:
+            self.add_span(start, end, kwh / hours)
+
+    def pop_closed(self, now: datetime) -> dict[datetime, float]:
+        """Remove and return every half-hour that ended at or before ``now``."""
+        closed = {s: v for s, v in self.kwh.items() if s + HALF_HOUR <= now}
+        for s in closed:
+            del self.kwh[s]
+        return closed
+
+
+@dataclass
+class PowerIntegrator:
+    """Turns signed grid power samples (W, > 0 importing) into import and export kWh."""
+
+    max_gap_s: float = 900.0
+    imports: HalfHourAccumulator = field(default_factory=HalfHourAccumulator)
+    exports: HalfHourAccumulator = field(default_factory=HalfHourAccumulator)
+    _last: tuple[datetime, float] | None = None
+
+    def sample(self, at: datetime, grid_w: float) -> None:
+        if self._last is not None:
+            t0, w0 = self._last
+            if t0 < at and (at - t0).total_seconds() <= self.max_gap_s:
+                if w0 > 0:
+                    self.imports.add_span(t0, at, w0 / 1000)
+                elif w0 < 0:
+                    self.exports.add_span(t0, at, -w0 / 1000)
+        if self._last is None or at >= self._last[0]:
+            self._last = (at, grid_w)
+
+
+@dataclass
+class RegisterIntegrator:
+    """Turns a monotonic kWh register into kWh per half-hour (spread between readings)."""
+
+    max_gap_s: float = 3600.0
+    acc: HalfHourAccumulator = field(default_factory=HalfHourAccumulator)
+    _last: tuple[datetime, float] | None = None
+
+    def sample(self, at: datetime, register_kwh: float) -> None:
+        if self._last is not None:
+            t0, r0 = self._last
+            gap = (at - t0).total_seconds()
+            # A register that went backwards was reset (new session or charger reboot).
+            if 0 < gap <= self.max_gap_s and register_kwh >= r0:
+                self.acc.add_energy(t0, at, register_kwh - r0)
+        if self._last is None or at >= self._last[0]:
+            self._last = (at, register_kwh)
