@@ -69,7 +69,43 @@ class Service:
         self.metrics = metrics or Metrics()
         self.listeners: list[Listener] = []
         self.prices_known_until: datetime | None = None
-        self.on_readings: Callable[[str, Sequence[ReadingRow]], Awaitable[None]] | None = None
+        self.rater: Any = None  # flexd.rater.Rater, attached by the daemon
+
+    # --- rating -----------------------------------------------------------------------------
+
+    async def rerate(self, meter: str, starts: set[datetime], reason: str) -> int:
+        """Re-rate the local days holding ``starts``; push every new version as an event."""
+        if self.rater is None or not starts:
+            return 0
+        from flexd.rater import local_days
+
+        new = await self.rater.rate_days(meter, local_days(starts), reason)
+        site = next((s.config.id for s in self.sites.values() if s.config.meter == meter), "")
+        for row in new:
+            await self.emit(Event("rated", site, meter, rated_json(row)))
+        return len(new)
+
+    # --- EV state of charge -----------------------------------------------------------------
+
+    def resolve_ev_soc(self, dev: DeviceRuntime, at: datetime) -> None:
+        """Best SoC for a charger's car: the charger's own, else the user's entered SoC plus
+        the energy delivered since plug-in times the charger efficiency."""
+        st = dev.state
+        if not isinstance(st, ChargerState):
+            return
+        if st.soc_pct is not None:
+            dev.soc_pct = st.soc_pct
+            dev.soc_source = st.soc_source.value
+            dev.soc_measured_at = st.soc_measured_at or st.measured_at
+            return
+        ev = dev.config.ev
+        if ev is None:
+            return
+        delivered = max(0.0, st.energy_register_kwh - dev.session_start_register_kwh)
+        base = ev.initial_soc_pct
+        dev.soc_pct = min(100.0, base + 100.0 * delivered * ev.efficiency / ev.capacity_kwh)
+        dev.soc_source = "estimate"
+        dev.soc_measured_at = st.measured_at
 
     # --- lookup -----------------------------------------------------------------------------
 
@@ -226,8 +262,8 @@ class Service:
     async def upsert_readings(self, meter: str, rows: Sequence[ReadingRow]) -> int:
         """Store validated readings; the rater re-rates the half-hours they touch."""
         changed = await self.storage.upsert_readings(rows, self.clock.now())
-        if self.on_readings is not None and rows:
-            await self.on_readings(meter, rows)
+        if changed:
+            await self.rerate(meter, {r.start for r in rows}, "readings")
         return changed
 
     def rated_slots(
@@ -257,6 +293,22 @@ class Service:
         if dev.kind != "charger":
             raise Conflict("not-a-charger", f"device {device_id} is not an EV charger")
         return dev
+
+
+def rated_json(row: RatedRow) -> dict[str, Any]:
+    """One rated slot with the rated.csv contract's field names (money and kWh as strings)."""
+    return {
+        "meter": row.meter,
+        "start": row.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "settlement_date": row.settlement_date,
+        "settlement_period": row.settlement_period,
+        "register": row.register,
+        "kwh": str(row.kwh),
+        "band": row.band,
+        "unit_rate_p": str(row.unit_rate_p),
+        "cost_p": str(row.cost_p),
+        "version": row.version,
+    }
 
 
 def decimal_kwh(value: float) -> Decimal:
