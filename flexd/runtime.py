@@ -40,6 +40,8 @@ class DeviceRuntime:
     soc_source: str = "unknown"
     soc_measured_at: datetime | None = None
     plugged_in_at: datetime | None = None
+    ready_by: datetime | None = None  # this session's ready-by instant
+    soc_at_ready_by: float | None = None
     session_start_register_kwh: float = 0.0
 
     @property
