@@ -1,0 +1,210 @@
+"""Reading and writing the rating contract's files (the only I/O in rating/).
+
+readings.csv: meter,start,kwh[,register]; dispatches.csv: meter,start,end,kind[,status][,location];
+prices.json: the Octopus REST unit-rates shape; rated.csv / JSON out. Any bad row raises
+RatingInputError naming the file and line; nothing is written then.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from rating.model import (
+    KINDS,
+    LOCATIONS,
+    REGISTERS,
+    STATUSES,
+    Dispatch,
+    Prices,
+    RatedSlot,
+    RatingInputError,
+    Reading,
+)
+
+RATED_COLUMNS = (
+    "meter", "start", "settlement_date", "settlement_period", "register", "kwh", "band",
+    "unit_rate_p", "cost_p",
+)  # fmt: skip
+
+
+def _rows(path: Path, required: Sequence[str]) -> tuple[list[dict[str, str]], list[int]]:
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise RatingInputError(exc.strerror or "cannot read", file=name) from None
+    except UnicodeDecodeError:
+        raise RatingInputError("not UTF-8 text", file=name) from None
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise RatingInputError(f"header lacks {', '.join(missing)}", file=name, line=1)
+    reader.fieldnames = header
+    rows, lines = [], []
+    for row in reader:
+        if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+            continue
+        rows.append({k: (v or "").strip() for k, v in row.items() if isinstance(k, str)})
+        lines.append(reader.line_num)
+    return rows, lines
+
+
+def parse_instant(
+    text: str, field: str, file: str | None = None, line: int | None = None
+) -> datetime:
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise RatingInputError(f"bad instant {text!r}", field=field, file=file, line=line) from None
+    if t.tzinfo is None:
+        raise RatingInputError(f"instant {text!r} has no offset", field=field, file=file, line=line)
+    return t
+
+
+def parse_reading(
+    meter: str, start: str, kwh: str, register: str | None,
+    file: str | None = None, line: int | None = None,
+) -> Reading:  # fmt: skip
+    """One readings row, validated as the contract says (also used by the HTTP API)."""
+    if not meter:
+        raise RatingInputError("empty meter", field="meter", file=file, line=line)
+    t = parse_instant(start, "start", file, line)
+    if t.timestamp() % 1800:
+        raise RatingInputError(
+            f"{start} is not on a half-hour boundary", field="start", file=file, line=line
+        )
+    try:
+        value = Decimal(kwh)
+    except InvalidOperation:
+        raise RatingInputError(
+            f"kwh {kwh!r} is not a number", field="kwh", file=file, line=line
+        ) from None
+    if not value.is_finite():
+        raise RatingInputError(f"kwh {kwh!r} is not a number", field="kwh", file=file, line=line)
+    if value < 0:
+        raise RatingInputError(f"kwh {kwh} is negative", field="kwh", file=file, line=line)
+    reg = register or "import"
+    if reg not in REGISTERS:
+        raise RatingInputError(f"unknown register {reg!r}", field="register", file=file, line=line)
+    return Reading(meter, t, value, reg)
+
+
+def check_duplicates(
+    readings: Sequence[Reading], lines: Sequence[int] | None, file: str | None
+) -> None:
+    seen: dict[tuple[str, float, str], int] = {}
+    for i, r in enumerate(readings):
+        key = (r.meter, r.start.timestamp(), r.register)
+        line = lines[i] if lines else i + 1
+        if key in seen:
+            raise RatingInputError(
+                f"duplicate (meter, start, register) {r.meter} {r.start.isoformat()} {r.register}"
+                f" (first at line {seen[key]})",
+                file=file, line=line,
+            )  # fmt: skip
+        seen[key] = line
+
+
+def read_readings(path: Path | str) -> list[Reading]:
+    p = Path(path)
+    rows, lines = _rows(p, ("meter", "start", "kwh"))
+    out = [
+        parse_reading(r["meter"], r["start"], r["kwh"], r.get("register") or None, str(p), ln)
+        for r, ln in zip(rows, lines, strict=True)
+    ]
+    check_duplicates(out, lines, str(p))
+    return out
+
+
+def read_dispatches(path: Path | str) -> list[Dispatch]:
+    p = Path(path)
+    name = str(p)
+    rows, lines = _rows(p, ("meter", "start", "end", "kind"))
+    out = []
+    for r, ln in zip(rows, lines, strict=True):
+        start = parse_instant(r["start"], "start", name, ln)
+        end = parse_instant(r["end"], "end", name, ln)
+        if end <= start:
+            raise RatingInputError("end must be after start", field="end", file=name, line=ln)
+        kind = r["kind"].lower()
+        if kind not in KINDS:
+            raise RatingInputError(f"unknown kind {r['kind']!r}", field="kind", file=name, line=ln)
+        status = (r.get("status") or "completed").lower()
+        if status not in STATUSES:
+            raise RatingInputError(f"unknown status {status!r}", field="status", file=name, line=ln)
+        location = (r.get("location") or "home").lower()
+        if location not in LOCATIONS:
+            raise RatingInputError(
+                f"unknown location {location!r}", field="location", file=name, line=ln
+            )
+        out.append(Dispatch(r["meter"], start, end, kind, status, location))
+    return out
+
+
+def read_prices(path: Path | str) -> Prices:
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text())
+    except OSError as exc:
+        raise RatingInputError(exc.strerror or "cannot read", file=str(p)) from None
+    except json.JSONDecodeError as exc:
+        raise RatingInputError(f"not JSON ({exc.msg})", file=str(p), line=exc.lineno) from None
+    return Prices.from_octopus(doc, file=str(p))
+
+
+def _iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rated_row(s: RatedSlot) -> list[str]:
+    return [
+        s.meter, _iso(s.start), s.settlement_date.isoformat(), str(s.settlement_period),
+        s.register, str(s.kwh), s.band, str(s.unit_rate_p), str(s.cost_p),
+    ]  # fmt: skip
+
+
+def rated_csv_text(slots: Sequence[RatedSlot]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(RATED_COLUMNS)
+    w.writerows(rated_row(s) for s in slots)
+    return buf.getvalue()
+
+
+def rated_to_json(slots: Sequence[RatedSlot]) -> list[dict[str, Any]]:
+    return [
+        dict(zip(RATED_COLUMNS, rated_row(s), strict=True))
+        | {"settlement_period": s.settlement_period}
+        for s in slots
+    ]
+
+
+def _atomic_write(out: Path, text: str) -> None:
+    """Write to a temp file beside ``out`` and rename: a reader never sees half a file."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_rated_csv(slots: Sequence[RatedSlot], out: Path | str) -> None:
+    _atomic_write(Path(out), rated_csv_text(slots))
+
+
+def write_rated_json(slots: Sequence[RatedSlot], out: Path | str) -> None:
+    _atomic_write(Path(out), json.dumps(rated_to_json(slots), indent=1) + "\n")
