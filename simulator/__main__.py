@@ -8,6 +8,7 @@ interrupted. The registry is explicit: add a line here when a simulator lands.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import sys
 
@@ -26,13 +27,13 @@ SIMULATORS: dict[str, str] = {
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in SIMULATORS:
         names = ", ".join(SIMULATORS)
-        print(f"usage: python -m simulator NAME [options]; NAME is one of: {names}", file=sys.stderr)
+        print(
+            f"usage: python -m simulator NAME [options]; NAME is one of: {names}", file=sys.stderr
+        )
         return 2
     module = importlib.import_module(SIMULATORS[argv[0]])
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(module.run_cli(argv[1:]))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

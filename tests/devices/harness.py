@@ -1,0 +1,38 @@
+"""Adapter + simulator pairs for the shared inverter contract suite.
+
+Each brand's ``tests/devices/harness_<brand>.py`` exposes ``async def make_pair(clock)``
+returning a :class:`Pair`: the simulator on 127.0.0.1 port 0 over a SiteWorld on that clock,
+and the adapter pointing at it with short timeouts so fault tests are quick.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from devices.base import InverterAdapter
+from flexd.clock import ManualClock
+from simulator.faults import Faults
+from simulator.world import SiteWorld
+
+ALL_BRANDS = ["givenergy", "solaredge", "enphase", "powerwall"]
+BRANDS = [b for b in ALL_BRANDS if importlib.util.find_spec(f"tests.devices.harness_{b}") is not None]
+
+
+@dataclass
+class Pair:
+    brand: str
+    adapter: InverterAdapter
+    world: SiteWorld
+    faults: Faults
+    clock: ManualClock
+    close: Callable[[], Awaitable[None]]
+    supported_faults: frozenset[str]
+
+
+async def make_pair(brand: str, clock: ManualClock) -> Pair:
+    module = importlib.import_module(f"tests.devices.harness_{brand}")
+    pair: Pair = await module.make_pair(clock)
+    return pair
