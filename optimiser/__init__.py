@@ -1,7 +1,7 @@
 """The LP scheduler for EV charging and home batteries (pure: no clock, no I/O)."""
 
 from optimiser.highs_solver import HighsPlanner, solve_highs
-from optimiser.problem import EV, Battery, Grid, Problem, ProblemError, parse_problem
+from optimiser.problem import EV, Battery, FirstSlot, Grid, Problem, ProblemError, parse_problem
 from optimiser.schedule import Dispatch, EvPlan, Schedule
 
 SOLVERS = ("highs", "cbc")
@@ -24,6 +24,7 @@ __all__ = [
     "Battery",
     "Dispatch",
     "EvPlan",
+    "FirstSlot",
     "Grid",
     "HighsPlanner",
     "Problem",

@@ -265,6 +265,20 @@ def build(p: Problem, bins: Binaries = Binaries()) -> LpModel:
                 r = new_rows(-np.inf, float(ev.max_charge_slots_per_day), 1)
                 add(np.repeat(r, members.size), z0 + members, 1.0)
 
+    pin = p.first_slot
+    if pin is not None:
+        # Pinned values are clipped into the column's bounds so a pin never makes it infeasible.
+        def fix(col: int, value: float | None) -> None:
+            if col >= 0 and value is not None:
+                v = min(max(value, lo[col]), up[col])
+                lo[col] = up[col] = v
+
+        fix(lay.bc, pin.battery_charge_kwh)
+        fix(lay.bd, pin.battery_discharge_kwh)
+        wanted = dict(pin.ev_charge_kwh)
+        for e_i, ev in enumerate(p.evs):
+            fix(lay.ev_c[e_i], wanted.get(ev.id))
+
     a = sp.csc_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(nrow, N)
     )

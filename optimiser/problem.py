@@ -71,6 +71,15 @@ class EV:
 
 
 @dataclass(frozen=True, slots=True)
+class FirstSlot:
+    """Pins the first slot's decisions (kWh), so a re-plan can keep what is already running."""
+
+    battery_charge_kwh: float | None = None
+    battery_discharge_kwh: float | None = None
+    ev_charge_kwh: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Problem:
     start: datetime
     slot_minutes: int
@@ -83,6 +92,7 @@ class Problem:
     evs: tuple[EV, ...] = ()
     carbon_g_per_kwh: F64 | None = None
     carbon_weight_p_per_kg: float = 0.0
+    first_slot: FirstSlot | None = None
 
     @property
     def n(self) -> int:
