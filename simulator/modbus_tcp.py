@@ -61,7 +61,7 @@ class ModbusTcpServer:
                     await asyncio.sleep(3600)
                 reply = self._handle(body)
                 if f.malformed and reply[0] == 3:
-                    reply = bytes([3, 2]) + b"\xff\xff"  # a well-framed answer with too few registers
+                    reply = bytes([3, 2]) + b"\xff\xff"  # well framed, too few registers
                 writer.write(struct.pack(">HHHB", tid, proto, len(reply) + 1, unit) + reply)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
