@@ -1,0 +1,117 @@
+"""A charger behind flexd's OCPP central system, as a :class:`devices.base.ChargerAdapter`.
+
+Commands become charging profiles: a plan's periods a timed Absolute profile, charge-now a
+full-power profile (with a remote start when no transaction runs), stop a 0 limit (a pause:
+the session stays open). After each profile the adapter asks for the composite schedule and
+reports a profile the charger refused or does not apply.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from devices import ocpp_profiles as P
+from devices.base import (
+    ChargeNow,
+    ChargeProfile,
+    ChargerCommand,
+    ChargerState,
+    ChargerStatus,
+    CommandResult,
+    SocSource,
+    StopCharging,
+)
+from devices.errors import DeviceUnavailable
+from devices.ocpp_csms import CentralSystem
+from devices.retry import with_timeout
+from flexd.clock import Clock
+
+PLUGGED = {"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing"}
+
+
+class OcppChargerAdapter:
+    brand: ClassVar[str] = "ocpp"
+
+    def __init__(
+        self, csms: CentralSystem, charge_point_id: str, clock: Clock, *,
+        max_power_w: float = 7400.0, unit: str = "W", phases: int = 1,
+        voltage: float = P.NOMINAL_V, timeout_s: float = 10.0,
+    ) -> None:  # fmt: skip
+        self.csms = csms
+        self.cp_id = charge_point_id
+        self.clock = clock
+        self.max_power_w = max_power_w
+        self.unit, self.phases, self.voltage = unit, phases, voltage
+        self.timeout_s = timeout_s
+
+    def supports(self) -> frozenset[type]:
+        return frozenset({ChargeProfile, ChargeNow, StopCharging})
+
+    async def read_state(self) -> ChargerState:
+        rec = self.csms.records.get(self.cp_id)
+        if rec is None or not rec.connected:
+            raise DeviceUnavailable(f"charger {self.cp_id} is not connected")
+        try:
+            status = ChargerStatus(rec.status)
+        except ValueError:
+            status = ChargerStatus.UNAVAILABLE
+        soc_ok = rec.soc_pct is not None
+        return ChargerState(
+            measured_at=rec.meter_at or rec.last_seen or self.clock.now(),
+            plugged_in=rec.status in PLUGGED,
+            charging_w=rec.power_w if rec.status == "Charging" else 0.0,
+            session_kwh=max(0.0, rec.register_wh - rec.session_start_wh) / 1000
+            if rec.transaction_id is not None else 0.0,
+            energy_register_kwh=rec.register_wh / 1000,
+            status=status,
+            soc_pct=rec.soc_pct,
+            soc_source=SocSource.CHARGER if soc_ok else SocSource.UNKNOWN,
+            soc_measured_at=rec.soc_at,
+            raw={"transaction_id": rec.transaction_id, "reconnects": rec.reconnects},
+        )  # fmt: skip
+
+    async def apply(self, command: ChargerCommand) -> CommandResult:
+        rec = self.csms.record(self.cp_id)
+        now = self.clock.now()
+        pid = next(self.csms.profile_ids)
+        if isinstance(command, ChargeNow):
+            if rec.transaction_id is None:
+                await with_timeout(
+                    self.csms.remote_start(self.cp_id), self.timeout_s, "remote start"
+                )
+            power = min(command.power_w or self.max_power_w, self.max_power_w)
+            profile = self._constant(power, pid, rec.transaction_id)
+            expected = P.limit_for(power, self.unit, self.phases, self.voltage)
+        elif isinstance(command, StopCharging):
+            profile = self._constant(0.0, pid, rec.transaction_id)
+            expected = 0.0
+        else:
+            periods = tuple(p for p in command.periods if p.end > now)
+            profile = P.charging_profile(
+                periods, now, profile_id=pid, transaction_id=rec.transaction_id,
+                unit=self.unit, phases=self.phases, voltage=self.voltage,
+            )  # fmt: skip
+            lim = P.limit_at(profile, now)
+            expected = 0.0 if lim is None else lim
+        accepted = await with_timeout(
+            self.csms.set_profile(self.cp_id, profile), self.timeout_s, "set charging profile"
+        )
+        if not accepted:
+            return CommandResult(command, False, "charger rejected the charging profile")
+        got = await with_timeout(
+            self.csms.composite_limit(self.cp_id, self.unit), self.timeout_s, "composite schedule"
+        )
+        if got is None or abs(got - expected) > 0.5:
+            return CommandResult(
+                command, False, f"charger applies limit {got}, expected {expected}"
+            )
+        return CommandResult(command, True)
+
+    def _constant(self, power_w: float, pid: int, tx: int | None) -> dict[str, object]:
+        return P.constant_profile(
+            power_w, profile_id=pid, transaction_id=tx, unit=self.unit, phases=self.phases,
+            voltage=self.voltage,
+        )  # fmt: skip
+
+    async def close(self) -> None:
+        return None
