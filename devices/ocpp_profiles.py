@@ -3,8 +3,8 @@
 A profile is Absolute and starts now: a limit of 0 until the first period, in the gaps between
 periods and after the last one (so the car charges only inside the periods; outside any
 profile a charger would charge at full power), offsets aligned to the profile start, with
-limits in W, or in A for 1 or 3 phases at a nominal voltage. Dicts use the snake_case keys the ``ocpp`` library turns
-into OCPP's camelCase on the wire.
+limits in W, or in A for 1 or 3 phases at a nominal voltage. Dicts use the snake_case keys
+the ``ocpp`` library turns into OCPP's camelCase on the wire.
 """
 
 from __future__ import annotations
