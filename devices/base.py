@@ -37,6 +37,10 @@ class InverterState:
     mode: BatteryMode
     reserve_pct: float
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # The grid meter's lifetime energy registers, where the device has them: metering then
+    # loses nothing between polls.
+    grid_import_kwh: float | None = None
+    grid_export_kwh: float | None = None
 
 
 # --- inverter commands: a closed set -------------------------------------------------------

@@ -51,6 +51,8 @@ class OcppChargerAdapter:
         rec = self.csms.records.get(self.cp_id)
         if rec is None or not rec.connected:
             raise DeviceUnavailable(f"charger {self.cp_id} is not connected")
+        if rec.meter_at is None:
+            raise DeviceUnavailable(f"charger {self.cp_id} has not sent meter values yet")
         try:
             status = ChargerStatus(rec.status)
         except ValueError:

@@ -78,6 +78,7 @@ def mode_of(control: dict[str, float]) -> BatteryMode:
 def parse_state(
     inverter: Sequence[int], meter: Sequence[int], rated: Sequence[int],
     battery: Sequence[int], control: Sequence[int], measured_at: object,
+    energy: Sequence[int] | None = None,
 ) -> InverterState:  # fmt: skip
     """Registers to a state, with scale factors and signs turned into ours."""
     if len(inverter) < 42 or len(meter) < 5 or len(battery) < 18 or len(control) < 14:
@@ -96,7 +97,14 @@ def parse_state(
     battery_w = -se_battery_w
     pv_w = max(0.0, dc_w - battery_w)
     grid_w = -meter_w
+    imported = exported = None
+    if energy is not None and len(energy) >= R.METER_ENERGY_BLOCK[1]:
+        sf = 10.0 ** R.read_i16(energy[R.METER_ENERGY_SF - R.METER_ENERGY_BLOCK[0]])
+        exported = R.read_acc32(energy, 0) * sf / 1000.0
+        imported = R.read_acc32(energy, R.METER_IMPORTED_WH - R.METER_EXPORTED_WH) * sf / 1000.0
     return InverterState(
+        grid_import_kwh=imported,
+        grid_export_kwh=exported,
         measured_at=measured_at,  # type: ignore[arg-type]
         battery_soc_pct=min(100.0, soe),
         battery_capacity_kwh=rated_wh / 1000.0,
@@ -180,7 +188,8 @@ class SolarEdgeAdapter:
             rated = await self._read(*R.BATTERY_BLOCK)
             battery = await self._read(*R.BATTERY_STATE_BLOCK)
             control = await self._read(*R.CONTROL_BLOCK)
-        return parse_state(inverter, meter, rated, battery, control, self.clock.now())
+            energy = await self._read(*R.METER_ENERGY_BLOCK)
+        return parse_state(inverter, meter, rated, battery, control, self.clock.now(), energy)
 
     async def apply(self, command: InverterCommand) -> CommandResult:
         writes = writes_for(command)

@@ -23,6 +23,10 @@ I_DC_POWER = 40100  # int16, W
 I_DC_POWER_SF = 40101
 METER_AC_POWER = 40206  # meter 1 total real power, int16, positive = exporting to the grid
 METER_AC_POWER_SF = 40210
+METER_EXPORTED_WH = 40226  # acc32 total real energy exported, Wh (high word first, SunSpec)
+METER_IMPORTED_WH = 40234  # acc32 total real energy imported
+METER_ENERGY_SF = 40242  # int16 scale factor for both
+METER_ENERGY_BLOCK = (40226, 40243 - 40226)
 INVERTER_BLOCK = (40069, 40 + 2)  # start, count covering 40069..40110
 METER_BLOCK = (40206, 5)
 
@@ -79,6 +83,15 @@ def read_f32(regs: Sequence[int], offset: int) -> float:
     lo, hi = regs[offset], regs[offset + 1]
     value: float = struct.unpack(">f", struct.pack(">HH", hi, lo))[0]
     return value
+
+
+def read_acc32(regs: Sequence[int], offset: int) -> int:
+    """A SunSpec acc32 counter (high word first, unlike the StorEdge floats)."""
+    return (regs[offset] << 16) | regs[offset + 1]
+
+
+def acc32(value: int) -> list[int]:
+    return [(value >> 16) & 0xFFFF, value & 0xFFFF]
 
 
 def read_i16(value: int) -> int:

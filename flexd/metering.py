@@ -73,6 +73,7 @@ class RegisterIntegrator:
     """Turns a monotonic kWh register into kWh per half-hour (spread between readings)."""
 
     max_gap_s: float = 3600.0
+    max_kw: float = 100.0  # a jump implying more than this is a re-based register, not energy
     acc: HalfHourAccumulator = field(default_factory=HalfHourAccumulator)
     _last: tuple[datetime, float] | None = None
 
@@ -80,8 +81,10 @@ class RegisterIntegrator:
         if self._last is not None:
             t0, r0 = self._last
             gap = (at - t0).total_seconds()
-            # A register that went backwards was reset (new session or charger reboot).
-            if 0 < gap <= self.max_gap_s and register_kwh >= r0:
-                self.acc.add_energy(t0, at, register_kwh - r0)
+            delta = register_kwh - r0
+            # A register that went backwards was reset (new session or charger reboot); one that
+            # jumped impossibly far was first read as 0 or swapped: neither is energy.
+            if 0 < gap <= self.max_gap_s and 0 <= delta <= self.max_kw * gap / 3600:
+                self.acc.add_energy(t0, at, delta)
         if self._last is None or at >= self._last[0]:
             self._last = (at, register_kwh)

@@ -60,20 +60,49 @@ class RegisterHistory:
 
 @dataclass
 class SiteMeter:
+    """Half-hourly grid and EV energy for one meter. Grid energy comes from the meter's
+    import/export registers when the inverter reports them, else from power samples."""
+
     meter: str
     grid: PowerIntegrator = field(default_factory=PowerIntegrator)
     ev: dict[str, RegisterIntegrator] = field(default_factory=dict)
+    reg_import: RegisterIntegrator = field(default_factory=RegisterIntegrator)
+    reg_export: RegisterIntegrator = field(default_factory=RegisterIntegrator)
+    use_registers: bool = False
 
-    def sample_grid(self, at: datetime, grid_w: float) -> None:
-        self.grid.sample(at, grid_w)
+    def sample_grid(
+        self, at: datetime, grid_w: float, import_kwh: float | None = None,
+        export_kwh: float | None = None,
+    ) -> None:  # fmt: skip
+        if import_kwh is not None and export_kwh is not None:
+            self.use_registers = True
+            self.reg_import.sample(at, import_kwh)
+            self.reg_export.sample(at, export_kwh)
+        else:
+            self.grid.sample(at, grid_w)
 
     def sample_ev(self, device_id: str, at: datetime, register_kwh: float) -> None:
         self.ev.setdefault(device_id, RegisterIntegrator()).sample(at, register_kwh)
 
+    def _horizon(self, now: datetime) -> datetime:
+        """Energy is complete up to the oldest latest sample among live sources: a half-hour is
+        closed only once every source has reported past its end (a source silent for 15
+        minutes no longer holds the others back)."""
+        lasts = [i._last[0] for i in self.ev.values() if i._last is not None]
+        for src in (self.reg_import, self.reg_export) if self.use_registers else (self.grid,):
+            if src._last is not None:
+                lasts.append(src._last[0])
+        live = [t for t in lasts if now - t <= timedelta(minutes=15)]
+        return min([now, *live])
+
     def pop_closed(self, now: datetime) -> list[ReadingRow]:
         """Readings for every half-hour that has closed, rounded to the stored precision."""
+        now = self._horizon(now)
         rows: list[ReadingRow] = []
-        for register, acc in (("import", self.grid.imports), ("export", self.grid.exports)):
+        imp, exp = self.grid.imports, self.grid.exports
+        if self.use_registers:
+            imp, exp = self.reg_import.acc, self.reg_export.acc
+        for register, acc in (("import", imp), ("export", exp)):
             for start, kwh in acc.pop_closed(now).items():
                 rows.append(ReadingRow(self.meter, start, register, _kwh(kwh)))
         ev_total: dict[datetime, float] = {}
@@ -112,11 +141,26 @@ class SiteMeter:
         if doc["grid_last"]:
             self.grid._last = (parse_ts(doc["grid_last"][0]), float(doc["grid_last"][1]))
         for dev, e in doc["ev"].items():
-            integ = RegisterIntegrator()
-            integ.acc.kwh = {parse_ts(k): v for k, v in e["acc"].items()}
-            if e["last"]:
-                integ._last = (parse_ts(e["last"][0]), float(e["last"][1]))
-            self.ev[dev] = integ
+            self.ev[dev] = _load_reg(e)
+        if "reg_import" in doc:
+            self.reg_import = _load_reg(doc["reg_import"])
+            self.reg_export = _load_reg(doc["reg_export"])
+            self.use_registers = bool(doc["use_registers"])
+
+
+def _dump_reg(i: RegisterIntegrator) -> dict[str, Any]:
+    return {
+        "acc": {ts(k): v for k, v in i.acc.kwh.items()},
+        "last": None if i._last is None else [ts(i._last[0]), i._last[1]],
+    }
+
+
+def _load_reg(doc: dict[str, Any]) -> RegisterIntegrator:
+    integ = RegisterIntegrator()
+    integ.acc.kwh = {parse_ts(k): v for k, v in doc["acc"].items()}
+    if doc["last"]:
+        integ._last = (parse_ts(doc["last"][0]), float(doc["last"][1]))
+    return integ
 
 
 def _kwh(value: float) -> Decimal:

@@ -65,6 +65,13 @@ class SolarEdgeSimulator:
         meter[R.METER_AC_POWER_SF - R.METER_AC_POWER] = 0
         for i, v in enumerate(meter):
             regs[R.METER_AC_POWER + i] = v
+        energy = [0] * R.METER_ENERGY_BLOCK[1]
+        energy[0:2] = R.acc32(int(s.export_kwh * 1000) & 0xFFFFFFFF)
+        off = R.METER_IMPORTED_WH - R.METER_EXPORTED_WH
+        energy[off : off + 2] = R.acc32(int(s.import_kwh * 1000) & 0xFFFFFFFF)
+        energy[R.METER_ENERGY_SF - R.METER_EXPORTED_WH] = 0
+        for i, v in enumerate(energy):
+            regs[R.METER_EXPORTED_WH + i] = v
         for i, v in enumerate(R.f32(self.world.battery.capacity_kwh * 1000)):
             regs[R.BATTERY_RATED_ENERGY + i] = v
         state = [0] * R.BATTERY_STATE_BLOCK[1]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from devices.base import BatteryMode
@@ -23,14 +23,17 @@ PowerProfile = Callable[[datetime], float]
 
 
 def default_pv_w(peak_w: float = 4000.0) -> PowerProfile:
-    """A clear-sky-ish bell between 06:00 and 20:00 local time."""
+    """A clear-sky-ish bell around 12:15 GMT whose height and length follow the season
+    (about 8 h and a quarter of the peak at midwinter, 16 h and the full peak at midsummer)."""
 
     def pv(t: datetime) -> float:
-        local = t.astimezone(LONDON)
-        h = local.hour + local.minute / 60 + local.second / 3600
-        if not 6.0 <= h <= 20.0:
+        utc = t.astimezone(UTC)
+        summer = 0.5 - 0.5 * math.cos(2 * math.pi * (utc.timetuple().tm_yday - 355) / 365.25)
+        half_day = 4.0 + 4.0 * summer
+        h = utc.hour + utc.minute / 60 + utc.second / 3600 - 12.25
+        if abs(h) >= half_day:
             return 0.0
-        return peak_w * math.sin(math.pi * (h - 6.0) / 14.0) ** 2
+        return peak_w * (0.25 + 0.75 * summer) * math.cos(math.pi / 2 * h / half_day) ** 2
 
     return pv
 

@@ -35,3 +35,11 @@ def test_register_spreads_and_ignores_reset():
     r.sample(T + timedelta(minutes=30), 1.0)  # reset
     assert sum(r.acc.kwh.values()) == pytest.approx(2.0)
     assert r.acc.kwh[datetime(2026, 3, 1, 10, 0, tzinfo=UTC)] == pytest.approx(1.0)
+
+
+def test_register_ignores_an_impossible_jump():
+    r = RegisterIntegrator()
+    r.sample(T, 0.0)  # read before the charger sent its first meter value
+    r.sample(T + timedelta(minutes=1), 1000.0)
+    r.sample(T + timedelta(minutes=2), 1000.1)
+    assert sum(r.acc.kwh.values()) == pytest.approx(0.1)

@@ -1,0 +1,75 @@
+"""Builds and runs a daemon from a Config: logging, clock, storage, backends, summary."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from flexd import logs
+from flexd.backends import Backends
+from flexd.clock import Clock, ScaledClock, SystemClock
+from flexd.config import Config
+from flexd.daemon import Daemon
+from flexd.storage import Storage
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def default_sim_start(now: datetime) -> datetime:
+    """Today's local noon: a demo day then runs through the evening peak and the night."""
+    local = now.astimezone(LONDON)
+    return datetime.combine(local.date(), time(12), tzinfo=LONDON).astimezone(UTC)
+
+
+async def run_daemon(
+    config: Config,
+    *,
+    simulate: bool = False,
+    speed: float | None = None,
+    hours: float | None = None,
+    database: Path | None = None,
+    fresh_database: bool = False,
+    api_port: int | None = None,
+    summary: bool = False,
+) -> int:
+    logs.configure(config.log_format)
+    log = structlog.get_logger("flexd")
+    if database is not None:
+        config = dataclasses.replace(config, database=database)
+    if api_port is not None:
+        config = dataclasses.replace(config, api=dataclasses.replace(config.api, port=api_port))
+    if fresh_database:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{config.database}{suffix}").unlink(missing_ok=True)
+    clock: Clock
+    until = None
+    if simulate:
+        sim = config.simulation
+        start = sim.start or default_sim_start(datetime.now(UTC))
+        clock = ScaledClock(start, speed or sim.speed)
+        until = start + timedelta(hours=hours if hours is not None else sim.hours)
+    else:
+        clock = SystemClock()
+        if hours is not None:
+            until = clock.now() + timedelta(hours=hours)
+    storage = await Storage.open(config.database)
+    backends = Backends(config, clock, simulate=simulate)
+    daemon = Daemon(config, clock, storage, backends, until=until)
+    daemon.install_signal_handlers()
+    log.info("starting", sites=len(config.sites), simulate=simulate,
+             start=clock.now().isoformat(), database=str(config.database))  # fmt: skip
+    try:
+        await daemon.run()
+        if summary:
+            from flexd.summary import print_summary
+
+            await print_summary(daemon, sys.stdout)
+    finally:
+        await storage.close()
+    log.info("stopped", offline=daemon.offline())
+    return 0

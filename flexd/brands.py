@@ -1,0 +1,109 @@
+"""One builder per brand: make the adapter (starting the brand's simulator first when the
+device is simulated). The registry is an explicit dict, not import-time registration."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from devices.base import ChargerAdapter, InverterAdapter
+from flexd.config import DeviceConfig, SiteConfig
+
+if TYPE_CHECKING:
+    from flexd.backends import Backends
+
+LONDON = ZoneInfo("Europe/London")
+Adapter = InverterAdapter | ChargerAdapter
+Builder = Callable[["Backends", SiteConfig, DeviceConfig], Awaitable[Adapter]]
+
+
+async def solaredge(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter:
+    from devices.solaredge import SolarEdgeAdapter
+
+    host, port = dev.host, dev.port or 1502
+    if b.simulated(dev):
+        from simulator.solaredge import SolarEdgeSimulator
+
+        sim = SolarEdgeSimulator(b.sim_site(site).world)
+        host, port = "127.0.0.1", await sim.start()
+        b.on_close(sim.stop)
+    adapter = SolarEdgeAdapter(host, port, b.clock, unit=int(dev.options.get("unit", 1)),
+                               timeout_s=dev.timeout_s)  # fmt: skip
+    b.on_close(adapter.close)
+    return adapter
+
+
+def next_local(after: datetime, hhmm: str) -> datetime:
+    """The next local wall-clock ``hhmm`` after ``after`` (UTC)."""
+    t = time.fromisoformat(hhmm)
+    local = after.astimezone(LONDON)
+    candidate = datetime.combine(local.date(), t, tzinfo=LONDON)
+    if candidate <= local:
+        candidate = datetime.combine(local.date() + timedelta(days=1), t, tzinfo=LONDON)
+    return candidate.astimezone(after.tzinfo)
+
+
+async def _central_system(b: Backends, dev: DeviceConfig) -> object:
+    from devices.ocpp_csms import CentralSystem
+
+    csms = b.shared.get("csms")
+    if csms is None:
+        port = 0 if b.simulate else int(dev.options.get("csms_port", 9000))
+        host = str(dev.options.get("csms_host", "127.0.0.1"))
+        csms = CentralSystem(b.clock, host=host, port=port)
+        await csms.start()
+        b.shared["csms"] = csms
+        b.on_close(csms.stop)
+    cp_id = str(dev.options.get("charge_point_id", dev.id))
+    if "password" in dev.secrets:
+        csms.passwords[cp_id] = dev.secrets["password"]
+    return csms
+
+
+async def ocpp(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter:
+    from devices.ocpp_charger import OcppChargerAdapter
+    from devices.ocpp_csms import CentralSystem
+
+    csms = await _central_system(b, dev)
+    assert isinstance(csms, CentralSystem)
+    cp_id = str(dev.options.get("charge_point_id", dev.id))
+    ev_cfg = dev.ev
+    max_w = (ev_cfg.max_charge_kw if ev_cfg else 7.4) * 1000
+    if b.simulated(dev) and ev_cfg is not None:
+        from simulator.ev import EV, PlugEvent
+        from simulator.ocpp_charger import OcppChargerSimulator
+
+        now = b.clock.now()
+        events = []
+        if ev_cfg.plug_in_local:
+            events.append(PlugEvent(next_local(now, ev_cfg.plug_in_local), True))
+        if ev_cfg.unplug_local:
+            events.append(PlugEvent(next_local(now, ev_cfg.unplug_local), False))
+        ev = EV(b.clock, capacity_kwh=ev_cfg.capacity_kwh,
+                soc_kwh=ev_cfg.capacity_kwh * ev_cfg.initial_soc_pct / 100, max_ac_w=max_w,
+                plugged_in=not ev_cfg.plug_in_local, events=sorted(events, key=lambda e: e.at),
+                reports_soc=bool(dev.options.get("reports_soc", True)))  # fmt: skip
+        b.sim_site(site).evs[dev.id] = ev
+        url = f"ws://127.0.0.1:{csms.port}"
+        sim = OcppChargerSimulator(
+            url, cp_id, ev, b.clock, max_power_w=max_w, password=dev.secrets.get("password")
+        )
+        task = asyncio.get_running_loop().create_task(sim.run(), name=f"sim:{dev.id}")
+        b.sim_site(site).extra[dev.id] = sim
+
+        async def stop() -> None:
+            sim.stop()
+            await asyncio.wait([task], timeout=3)
+
+        b.on_close(stop)
+        await asyncio.wait_for(sim.connected.wait(), 10)
+    return OcppChargerAdapter(csms, cp_id, b.clock, max_power_w=max_w, timeout_s=dev.timeout_s)
+
+
+BUILDERS: dict[str, Builder] = {
+    "solaredge": solaredge,
+    "ocpp": ocpp,
+}

@@ -1,0 +1,43 @@
+"""``flexd run --config FILE [--simulate] [--speed N] [--hours H]``: the daemon."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from flexd.config import ConfigError, load_config
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run the daemon on a config file")
+    p.add_argument("--config", type=Path, default=Path("config/flexd.toml"))
+    p.add_argument(
+        "--simulate",
+        action="store_true",
+        help="simulated time, with every simulate=true device's simulator in-process",
+    )
+    p.add_argument("--speed", type=float, default=None, help="simulated seconds per real second")
+    p.add_argument("--hours", type=float, default=None, help="simulated hours to run, then stop")
+    p.add_argument("--database", type=Path, default=None, help="override [daemon].database")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"flexd run: {exc}", file=sys.stderr)
+        return 2
+    from flexd.app import run_daemon
+
+    return asyncio.run(
+        run_daemon(
+            config,
+            simulate=args.simulate,
+            speed=args.speed,
+            hours=args.hours,
+            database=args.database,
+        )
+    )

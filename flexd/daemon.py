@@ -1,0 +1,248 @@
+"""The daemon: wiring, one TaskGroup, clean shutdown.
+
+Tasks: one poller per device, the price feed, one control loop per site, the API and the MQTT
+bus. SIGTERM/SIGINT (or ``stop``) end the loops between cycles, so a command in flight finishes;
+then every device is put in a safe mode and the database is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import structlog
+
+import rating
+from flexd.backends import Backends
+from flexd.clock import Clock
+from flexd.config import Config
+from flexd.metering import half_hour_start
+from flexd.metrics import Metrics
+from flexd.planner import Planner
+from flexd.poller import run_poller
+from flexd.preferences import InputError, parse_preferences
+from flexd.prices import PriceBook, PriceFeedError, fetch_unit_rates, read_price_file
+from flexd.rater import Rater
+from flexd.runtime import Health, SiteRuntime, build_sites
+from flexd.service import Service
+from flexd.site_loop import SiteLoop
+from flexd.storage import Storage
+
+log = structlog.get_logger("flexd.daemon")
+
+
+async def _first(*aws: Awaitable[Any]) -> None:
+    """Wait until the first of several awaitables finishes; cancel the rest."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@dataclass
+class Daemon:
+    config: Config
+    clock: Clock
+    storage: Storage
+    backends: Backends
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    until: datetime | None = None  # simulated runs end here
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def __post_init__(self) -> None:
+        self.sites: dict[str, SiteRuntime] = build_sites(self.config.sites)
+        self.service = Service(self.config, self.storage, self.clock, self.sites, self.metrics)
+        self.tariffs = {s.meter: rating.load_tariff(s.tariff) for s in self.config.sites}
+        self.prices = PriceBook()
+        self.service.rater = Rater(self.storage, self.clock, self.metrics, self.tariffs)
+        self.loops = {
+            sid: SiteLoop(site, self.service, Planner(self.prices, self.tariffs[site.config.meter]))
+            for sid, site in self.sites.items()
+        }
+        self.api_port: int | None = None
+        self.metrics.collectors.append(self._collect)
+
+    def _collect(self) -> None:
+        now = self.clock.now()
+        for site in self.sites.values():
+            for dev in site.devices.values():
+                age = dev.age_s(now)
+                self.metrics.device_poll_age.set(-1 if age is None else age, device=dev.id)
+
+    # --- start-up ---------------------------------------------------------------------------
+
+    async def _restore(self) -> None:
+        """Resume from the database: preferences, last plan's view, open half-hour energy."""
+        for sid, site in self.sites.items():
+            for dev in site.devices.values():
+                doc = await self.storage.get_preferences(dev.id)
+                if doc is not None:
+                    try:
+                        dev.preferences = parse_preferences(doc)
+                    except InputError as exc:
+                        log.warning("stored_preferences_invalid", device=dev.id, error=str(exc))
+            saved = await self.storage.get_kv(f"meter:{sid}")
+            if saved:
+                self.loops[sid].state.meter.load(saved)
+            latest = await self.storage.latest_plan(sid)
+            if latest is not None:
+                site.plan = latest[2]
+
+    # --- tasks ------------------------------------------------------------------------------
+
+    async def _price_feed(self) -> None:
+        cfg = self.config.prices
+        fallback_said = False
+        while True:
+            got = 0
+            try:
+                got = await self._fetch_prices()
+            except PriceFeedError as exc:
+                log.warning("prices_unavailable", error=str(exc))
+            now = self.clock.now()
+            until = self.prices.known_until(now)
+            self.service.prices_known_until = until if until > now else None
+            if got:
+                log.info("prices_updated", new_slots=got, known_until=until.isoformat())
+                for site in self.sites.values():
+                    site.request_replan("prices")
+                fallback_said = False
+            elif until < now + timedelta(hours=8) and not fallback_said:
+                note = "planning on the tariff's fixed rates where prices are missing"
+                log.warning("prices_late", known_until=until.isoformat(), note=note)
+                fallback_said = True
+            await self.clock.sleep(cfg.poll_minutes * 60)
+
+    async def _fetch_prices(self) -> int:
+        cfg = self.config.prices
+        if cfg.source == "file":
+            new = 0
+            if cfg.import_file:
+                new += self.prices.add("import", read_price_file(cfg.import_file))
+            if cfg.export_file:
+                new += self.prices.add("export", read_price_file(cfg.export_file))
+            return new
+        base = self.backends.price_url or cfg.base_url
+        now = self.clock.now()
+        start = half_hour_start(now) - timedelta(hours=24)
+        end = start + timedelta(days=3)
+        new = 0
+        async with aiohttp.ClientSession() as session:
+            for direction, tariff in (("import", cfg.import_tariff), ("export", cfg.export_tariff)):
+                if tariff is None:
+                    continue
+                slots = await fetch_unit_rates(
+                    session, base, cfg.product, tariff, start, end, sleep=self.clock.sleep
+                )
+                new += self.prices.add(direction, slots)
+                await self.storage.upsert_prices(
+                    tariff, [(s.start, s.end, Decimal(s.value_p)) for s in slots]
+                )
+        return new
+
+    async def _site(self, loop: SiteLoop) -> None:
+        site = loop.site
+        while not self.stop.is_set():
+            try:
+                await loop.cycle()
+            except Exception as exc:  # one bad cycle must not end the site's control
+                log.exception("cycle_failed", site=site.config.id, error=str(exc))
+            now = self.clock.now()
+            to_boundary = (half_hour_start(now) + timedelta(minutes=30) - now).total_seconds()
+            wait = min(self.config.cycle_seconds, to_boundary + 1.0)
+            await _first(self.clock.sleep(wait), site.wake.wait(), self.stop.wait())
+
+    async def _until(self) -> None:
+        if self.until is None:
+            return
+        while self.clock.now() < self.until:
+            await _first(
+                self.clock.sleep((self.until - self.clock.now()).total_seconds()), self.stop.wait()
+            )
+            if self.stop.is_set():
+                return
+        self.stop.set()
+
+    # --- run --------------------------------------------------------------------------------
+
+    async def run(self, on_started: Callable[[Daemon], Awaitable[None]] | None = None) -> None:
+        await self._restore()
+        await self.backends.start(self.sites)
+        api_runner = None
+        if self.config.api.enabled:
+            try:
+                from flexd.api.app import start_api
+            except ImportError:
+                log.warning("api_unavailable", reason="flexd.api is not installed")
+            else:
+                api_runner = await start_api(self.service, self.config.api)
+                self.api_port = _runner_port(api_runner)
+                log.info("api_listening", host=self.config.api.host, port=self.api_port)
+        if on_started is not None:
+            await on_started(self)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                background: list[asyncio.Task[Any]] = []
+                for site in self.sites.values():
+                    on_state = self.loops[site.config.id].on_state
+                    for dev in site.devices.values():
+                        poller = run_poller(dev, self.clock, self.metrics, on_state)
+                        background.append(tg.create_task(poller, name=f"poll:{dev.id}"))
+                background.append(tg.create_task(self._price_feed(), name="prices"))
+                if self.config.mqtt.enabled:
+                    from flexd.bus import MqttBus
+
+                    bus = MqttBus(self.service, self.config.mqtt, list(self.sites))
+                    background.append(tg.create_task(bus.run(), name="mqtt"))
+                loops = [
+                    tg.create_task(self._site(loop), name=f"site:{sid}")
+                    for sid, loop in self.loops.items()
+                ]
+                tg.create_task(self._until(), name="until")
+                await self.stop.wait()
+                await asyncio.gather(*loops, return_exceptions=True)
+                for t in background:
+                    t.cancel()
+        finally:
+            for loop in self.loops.values():
+                await loop.safe_mode()
+            if api_runner is not None:
+                await api_runner.cleanup()
+            await self.backends.close()
+
+    def install_signal_handlers(self) -> None:
+        running = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                running.add_signal_handler(sig, self.stop.set)
+
+    # --- reporting --------------------------------------------------------------------------
+
+    def health_summary(self) -> dict[str, str]:
+        now = self.clock.now()
+        return {d.id: d.health(now).value for s in self.sites.values() for d in s.devices.values()}
+
+    def offline(self) -> list[str]:
+        now = self.clock.now()
+        return [
+            d.id
+            for s in self.sites.values()
+            for d in s.devices.values()
+            if d.health(now) == Health.OFFLINE
+        ]
+
+
+def _runner_port(runner: Any) -> int | None:
+    for address in getattr(runner, "addresses", []):
+        return int(address[1])
+    return None

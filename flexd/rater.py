@@ -1,0 +1,101 @@
+"""Rating in the daemon: closed half-hours are rated provisionally (planned dispatches count),
+then re-rated as dispatches complete or readings arrive from billing. Every version is kept;
+a re-rating that changes nothing stores nothing (storage compares with the latest version)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import rating
+from flexd.clock import Clock
+from flexd.metrics import Metrics
+from flexd.storage import RatedRow, Storage
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def local_days(starts: Iterable[datetime]) -> set[date]:
+    return {s.astimezone(LONDON).date() for s in starts}
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(0), tzinfo=LONDON)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=LONDON)
+    return start.astimezone(ZoneInfo("UTC")), end.astimezone(ZoneInfo("UTC"))
+
+
+class Rater:
+    def __init__(
+        self,
+        storage: Storage,
+        clock: Clock,
+        metrics: Metrics,
+        tariffs: dict[str, rating.Tariff],
+        prices: rating.Prices | None = None,
+    ) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.metrics = metrics
+        self.tariffs = tariffs  # by meter
+        self.prices = prices
+
+    async def rate_days(self, meter: str, days: Iterable[date], reason: str) -> list[RatedRow]:
+        """Rate whole local days of one meter; returns the versions that were new."""
+        tariff = self.tariffs[meter]
+        new: list[RatedRow] = []
+        for day in sorted(days):
+            new.extend(await self._rate_day(meter, tariff, day, reason))
+        return new
+
+    async def _rate_day(
+        self, meter: str, tariff: rating.Tariff, day: date, reason: str
+    ) -> list[RatedRow]:
+        start, end = day_bounds(day)
+        rows = await self.storage.readings(meter, start, end)
+        if not rows:
+            return []
+        readings = [rating.Reading(meter, r.start, r.kwh, r.register) for r in rows]
+        # The capped allowance counts from local midday the day before.
+        stored = await self.storage.dispatches(
+            meter=meter, start=start - timedelta(hours=12), end=end
+        )
+        dispatches = [
+            rating.Dispatch(meter, d.start, d.end, d.kind, d.status, d.location)
+            for d in stored
+            if d.status in ("planned", "completed") and d.end > d.start
+        ]
+        # Provisional: a half-hour whose dispatch has not completed yet still counts as planned.
+        provisional = any(d.status == "planned" for d in stored)
+        effective = tariff
+        if provisional and tariff.dispatch_mode != "planned":
+            effective = dataclasses.replace(tariff, dispatch_mode="planned")
+        slots = rating.rate(effective, readings, dispatches, self.prices)
+        now = self.clock.now()
+        why = f"{reason}{' (provisional)' if provisional else ''}"
+        rated = [
+            RatedRow(
+                s.meter,
+                s.start,
+                s.register,
+                0,
+                s.settlement_date.isoformat(),
+                s.settlement_period,
+                s.kwh,
+                s.band,
+                s.unit_rate_p,
+                s.cost_p,
+                now,
+                why,
+            )
+            for s in slots
+        ]
+        stored_n = await self.storage.add_rated(rated)
+        self.metrics.rated_slots.inc(stored_n, meter=meter)
+        if not stored_n:
+            return []
+        latest = await self.storage.latest_rated(meter, start - timedelta(hours=1), end)
+        changed = {(r.start, r.register) for r in rated}
+        return [r for r in latest if (r.start, r.register) in changed and r.rated_at == now]

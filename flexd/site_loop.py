@@ -1,0 +1,342 @@
+"""One site's control cycle: notice what changed, re-plan when it matters, send each device its
+part of the plan, keep SMART/BOOST dispatches up to date, and close half-hours for rating."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from devices.base import (
+    ChargeNow,
+    ChargeProfile,
+    ChargerCommand,
+    ChargerState,
+    CommandResult,
+    InverterCommand,
+    InverterState,
+    StopCharging,
+)
+from devices.errors import DeviceError
+from devices.retry import with_timeout
+from flexd.dispatch_rules import charge_profile, inverter_command
+from flexd.metering import half_hour_start
+from flexd.plan_result import PlanResult
+from flexd.planner import Planner
+from flexd.runtime import DeviceRuntime, Health, SiteRuntime
+from flexd.service import Event, Service
+from flexd.telemetry import RegisterHistory, SiteMeter
+
+log = structlog.get_logger("flexd.site")
+
+
+@dataclass
+class SiteState:
+    """What a site's loop remembers between cycles (all of it rebuildable after a restart)."""
+
+    meter: SiteMeter
+    plugged: dict[str, bool] = field(default_factory=dict)
+    registers: dict[str, RegisterHistory] = field(default_factory=dict)
+    last_slot: datetime | None = None
+    plan: PlanResult | None = None
+    sent: dict[str, object] = field(default_factory=dict)  # last command per device
+    sent_at: dict[str, datetime] = field(default_factory=dict)
+    cycles: int = 0
+
+
+class SiteLoop:
+    RESEND_EVERY = timedelta(minutes=30)  # re-assert commands the device may have dropped
+
+    def __init__(self, site: SiteRuntime, service: Service, planner: Planner) -> None:
+        self.site = site
+        self.service = service
+        self.planner = planner
+        self.state = SiteState(meter=SiteMeter(site.config.meter))
+        self.log = log.bind(site=site.config.id)
+
+    @property
+    def clock(self) -> Any:
+        return self.service.clock
+
+    # --- telemetry (called by the pollers) ------------------------------------------------------
+
+    async def on_state(self, dev: DeviceRuntime) -> None:
+        st = dev.state
+        at = self.clock.now()
+        if isinstance(st, InverterState):
+            self.state.meter.sample_grid(at, st.grid_w, st.grid_import_kwh, st.grid_export_kwh)
+            self.planner.forecaster.observe(at, st.load_w, st.pv_w)
+            margin = self.site.config.replan_soc_margin_pct
+            expected = self._expected_battery_soc_pct(at)
+            if expected is not None and abs(st.battery_soc_pct - expected) > margin:
+                self.site.request_replan("soc-off-plan")
+        elif isinstance(st, ChargerState):
+            self.state.meter.sample_ev(dev.id, at, st.energy_register_kwh)
+            self.state.registers.setdefault(dev.id, RegisterHistory()).add(
+                at, st.energy_register_kwh
+            )
+            was = self.state.plugged.get(dev.id)
+            if was is not None and st.plugged_in != was:
+                self.site.request_replan("plug-in" if st.plugged_in else "unplug")
+                if st.plugged_in:
+                    dev.plugged_in_at = at
+                    dev.session_start_register_kwh = st.energy_register_kwh
+            if was is None and st.plugged_in and dev.plugged_in_at is None:
+                dev.plugged_in_at = at
+                dev.session_start_register_kwh = st.energy_register_kwh
+            self.state.plugged[dev.id] = st.plugged_in
+            self.service.resolve_ev_soc(dev, at)
+            if st.plugged_in and dev.plugged_in_at is not None:
+                ready_by = dev.preferences.ready_by_after(dev.plugged_in_at)
+                if dev.ready_by != ready_by:
+                    dev.ready_by, dev.soc_at_ready_by = ready_by, None
+            if dev.ready_by is not None and dev.soc_at_ready_by is None and at >= dev.ready_by:
+                dev.soc_at_ready_by = dev.soc_pct
+                self.log.info("ready_by_reached", device=dev.id, soc_pct=dev.soc_pct)
+        await self.service.emit(Event("state", self.site.config.id, dev.id, dev.view(at)))
+
+    def _expected_battery_soc_pct(self, at: datetime) -> float | None:
+        plan = self.state.plan
+        if plan is None or plan.battery_soc_kwh is None or plan.battery_capacity_kwh <= 0:
+            return None
+        i = plan.slot_index(at)
+        if i is None or i == 0:
+            return None
+        return 100.0 * plan.battery_soc_kwh[i - 1] / plan.battery_capacity_kwh
+
+    # --- the cycle ------------------------------------------------------------------------------
+
+    async def cycle(self) -> None:
+        now = self.clock.now()
+        reasons = self.site.take_reasons()
+        slot = half_hour_start(now)
+        await self.close_half_hours(now)
+        if self.state.last_slot != slot:
+            reasons.add("half-hour")
+            self.state.last_slot = slot
+        if self.state.plan is None:
+            reasons.add("start")
+        await self._complete_dispatches(now)
+        if reasons:
+            await self._replan(now, reasons)
+        sent, not_honoured = await self._dispatch(now)
+        self.state.cycles += 1
+        self.service.metrics.control_cycles.inc(site=self.site.config.id)
+        await self.service.storage.set_kv(f"meter:{self.site.config.id}", self.state.meter.dump())
+        self._log_cycle(now, reasons, sent, not_honoured)
+
+    def _log_cycle(self, now: datetime, reasons: set[str], sent: int, not_honoured: int) -> None:
+        fields: dict[str, Any] = {"at": now.isoformat(), "sent": sent}
+        if reasons:
+            fields["replan"] = ",".join(sorted(reasons))
+        if not_honoured:
+            fields["not_honoured"] = not_honoured
+        for dev in self.site.devices.values():
+            st = dev.state
+            health = dev.health(now)
+            if isinstance(st, InverterState):
+                fields[dev.id] = f"{st.battery_soc_pct:.0f}% {st.mode} grid {st.grid_w:.0f}W"
+            elif isinstance(st, ChargerState):
+                soc = "?" if dev.soc_pct is None else f"{dev.soc_pct:.0f}%"
+                fields[dev.id] = (
+                    f"{'plugged' if st.plugged_in else 'unplugged'} {st.charging_w:.0f}W ev {soc}"
+                )
+            if health != Health.ONLINE:
+                fields[dev.id] = f"{fields.get(dev.id, '')} [{health}]".strip()
+        plan = self.state.plan
+        if plan is not None:
+            fields["plan_p"] = round(plan.objective_p, 1)
+            if plan.fallback_slots:
+                fields["fallback_price_slots"] = plan.fallback_slots
+        self.log.info("cycle", **fields)
+
+    # --- planning --------------------------------------------------------------------------------
+
+    async def _replan(self, now: datetime, reasons: set[str]) -> None:
+        boosts = {
+            ch.id: b
+            for ch in self.site.chargers()
+            if (b := await self.service.active_boost(ch.id)) is not None
+        }
+        # The solve runs in a thread so pollers and the API keep going meanwhile.
+        result = await asyncio.to_thread(self.planner.plan, self.site, now, boosts, self.state.plan)
+        if result is None:
+            return
+        self.state.plan = result
+        self.site.plan = result.to_json()
+        self.site.plan_made_at = now
+        why = ",".join(sorted(reasons))
+        metrics = self.service.metrics
+        metrics.plans.inc(site=self.site.config.id)
+        metrics.plan_solve.observe(result.solve_s, site=self.site.config.id)
+        await self.service.storage.add_plan(
+            self.site.config.id,
+            now,
+            why,
+            Decimal(str(round(result.objective_p, 4))),
+            self.site.plan,
+        )
+        await self._record_smart_dispatches(now, result)
+        for dev_id in self.site.devices:
+            await self.service.emit(
+                Event("plan", self.site.config.id, dev_id, result.next_24h(dev_id))
+            )
+
+    async def _record_smart_dispatches(self, now: datetime, plan: PlanResult) -> None:
+        """Future planned SMART dispatches are replaced by the new plan's; one running now is
+        kept and its end moved (a dispatch is a fact once it has started)."""
+        storage = self.service.storage
+        cfg = self.site.config
+        for ch in self.site.chargers():
+            intervals = plan.ev_dispatches.get(ch.id, [])
+            existing = await storage.dispatches(
+                device_id=ch.id, kind="smart", status="planned", start=now
+            )
+            running = [d for d in existing if d.start <= now]
+            for d in existing:
+                if d.start > now:
+                    await storage.update_dispatch(d.id, at=now, status="cancelled")
+            for start, end, _kwh in intervals:
+                if end <= now:
+                    continue
+                current = next((r for r in running if r.start <= now and start <= now), None)
+                if current is not None:
+                    await storage.update_dispatch(current.id, at=now, end=end)
+                    running.remove(current)
+                    continue
+                await storage.add_dispatch(
+                    site=cfg.id, meter=cfg.meter, device_id=ch.id, start=max(start, now),
+                    end=end, kind="smart", status="planned", at=now,
+                )  # fmt: skip
+            for d in running:  # the plan no longer charges now: the dispatch ends here
+                await storage.update_dispatch(d.id, at=now, end=now)
+            rows = await storage.dispatches(device_id=ch.id, start=now - timedelta(hours=24))
+            await self.service.emit(
+                Event(
+                    "dispatches",
+                    cfg.id,
+                    ch.id,
+                    [r.to_json() for r in rows if r.status != "cancelled"],
+                )
+            )
+
+    async def _complete_dispatches(self, now: datetime) -> None:
+        storage = self.service.storage
+        touched: set[datetime] = set()
+        for ch in self.site.chargers():
+            hist = self.state.registers.get(ch.id)
+            for d in await storage.dispatches(device_id=ch.id, status="planned"):
+                if d.end > now:
+                    continue
+                kwh = hist.delivered(d.start, d.end) if hist is not None else 0.0
+                await storage.update_dispatch(
+                    d.id, at=now, status="completed", kwh=Decimal(str(round(kwh, 3)))
+                )
+                touched.add(d.start)
+                if d.kind == "boost":
+                    self.site.request_replan("bump-end")
+        if touched:
+            await self.service.rerate(self.site.config.meter, touched, "dispatch-completed")
+
+    # --- dispatching -----------------------------------------------------------------------------
+
+    async def _dispatch(self, now: datetime) -> tuple[int, int]:
+        plan = self.state.plan
+        sent = not_honoured = 0
+        if plan is None:
+            return 0, 0
+        i = plan.slot_index(now)
+        for dev in self.site.devices.values():
+            if dev.adapter is None or not dev.usable(now):
+                continue
+            command: InverterCommand | ChargerCommand | None = None
+            if dev.kind == "inverter" and i is not None:
+                command = inverter_command(plan.slot(i))
+            elif dev.kind == "charger":
+                command = await self._charger_command(dev, now, plan)
+            if command is None:
+                continue
+            last_at = self.state.sent_at.get(dev.id)
+            if (
+                self.state.sent.get(dev.id) == command
+                and last_at
+                and now - last_at < self.RESEND_EVERY
+            ):
+                continue
+            result = await self._send(dev, command)
+            sent += 1
+            if result is not None and not result.honoured:
+                not_honoured += 1
+        return sent, not_honoured
+
+    async def _charger_command(
+        self, dev: DeviceRuntime, now: datetime, plan: PlanResult
+    ) -> ChargerCommand | None:
+        st = dev.state
+        if not isinstance(st, ChargerState) or not st.plugged_in:
+            return None
+        if await self.service.active_boost(dev.id) is not None:
+            return ChargeNow()
+        starts, kwh = plan.ev_series(dev.id)
+        max_w = (dev.config.ev.max_charge_kw if dev.config.ev else 7.4) * 1000
+        profile = charge_profile(starts, kwh, plan.slot_hours, max_w)
+        # Drop periods already over so an unchanged plan gives an unchanged command.
+        live = tuple(p for p in profile.periods if p.end > now)
+        if not live:
+            return StopCharging()
+        return ChargeProfile(live)
+
+    async def _send(
+        self, dev: DeviceRuntime, command: InverterCommand | ChargerCommand
+    ) -> CommandResult | None:
+        metrics = self.service.metrics
+        assert dev.adapter is not None
+        kind = type(command).__name__
+        try:
+            result: CommandResult = await with_timeout(
+                dev.adapter.apply(command),  # type: ignore[arg-type]
+                dev.config.timeout_s * 3,
+                f"{dev.id} apply",
+            )
+        except DeviceError as exc:
+            metrics.commands_sent.inc(device=dev.id, command=kind, outcome="error")
+            self.log.warning("command_failed", device=dev.id, command=kind, error=str(exc))
+            return None
+        self.state.sent[dev.id] = command
+        self.state.sent_at[dev.id] = self.clock.now()
+        metrics.commands_sent.inc(device=dev.id, command=kind, outcome="ok")
+        if not result.honoured:
+            metrics.commands_not_honoured.inc(device=dev.id, command=kind)
+            self.log.warning(
+                "command_not_honoured", device=dev.id, command=kind, detail=result.detail
+            )
+            # Try again next cycle rather than waiting for the resend interval.
+            self.state.sent.pop(dev.id, None)
+        return result
+
+    # --- rating ------------------------------------------------------------------------------
+
+    async def close_half_hours(self, now: datetime) -> None:
+        rows = self.state.meter.pop_closed(now)
+        if rows:
+            await self.service.storage.upsert_readings(rows, now)
+            await self.service.rerate(self.site.config.meter, {r.start for r in rows}, "closed")
+
+    async def safe_mode(self) -> None:
+        """Leave every device safe: inverters in self-use, chargers not forced."""
+        from devices.base import BatteryMode, SetBatteryMode
+
+        for dev in self.site.devices.values():
+            if dev.adapter is None:
+                continue
+            cmd: InverterCommand | ChargerCommand = (
+                SetBatteryMode(BatteryMode.SELF_USE) if dev.kind == "inverter" else StopCharging()
+            )
+            try:
+                await self._send(dev, cmd)
+            except Exception as exc:  # shutting down: report, carry on with the others
+                self.log.warning("safe_mode_failed", device=dev.id, error=str(exc))
