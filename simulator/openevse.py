@@ -178,9 +178,7 @@ class OpenEvseSimulator:
                 async with aiomqtt.Client(self.host, self.port, keepalive=5) as client:
                     session = asyncio.create_task(self._session(client))
                     stop = asyncio.create_task(self._stop.wait())
-                    await asyncio.wait(
-                        {session, stop}, return_when=asyncio.FIRST_COMPLETED
-                    )
+                    await asyncio.wait({session, stop}, return_when=asyncio.FIRST_COMPLETED)
                     for t in (session, stop):
                         t.cancel()
                     for t in (session, stop):

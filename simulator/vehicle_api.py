@@ -1,0 +1,163 @@
+"""A car maker's cloud API on loopback HTTPS, serving :class:`simulator.ev.EV`'s state of charge.
+
+Shaped like the common owner APIs (Tesla's is the model the others copy):
+``GET /api/1/vehicles/{vin}/vehicle_data`` with ``Authorization: Bearer <token>`` answers
+``{"response": {"vin", "state", "charge_state": {"battery_level", "charging_state",
+"charge_limit_soc", "timestamp"}}}``, the timestamp in epoch milliseconds.
+
+TLS uses a throwaway self-signed certificate for 127.0.0.1 made with the ``openssl`` command
+(the ``cryptography`` package is not a dependency); clients trust it through :attr:`cafile`.
+
+Faults (:class:`simulator.faults.Faults`): ``expire_token`` answers 401 as for an expired token,
+``hang`` accepts and never answers, ``malformed`` answers with broken JSON,
+``refuse_connections`` drops the connection without an answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import socket
+import ssl
+import tempfile
+from pathlib import Path
+
+from aiohttp import web
+
+from flexd.clock import Clock, SystemClock
+from simulator.ev import EV
+from simulator.faults import Faults
+
+
+async def make_self_signed(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """Write ``cert.pem`` and ``key.pem`` for ``host`` into ``directory`` with the openssl CLI."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    proc = await asyncio.create_subprocess_exec(
+        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
+        "-subj", f"/CN={host}", "-addext", f"subjectAltName=IP:{host}",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"openssl failed: {err.decode(errors='replace').strip()}")
+    return cert, key
+
+
+class VehicleApiSimulator:
+    def __init__(
+        self, ev: EV, clock: Clock, *, vin: str = "5YJ3E7EB0KF000001",
+        token: str = "sim-access-token", charge_limit_soc: int = 90,
+        faults: Faults | None = None,
+    ) -> None:  # fmt: skip
+        self.ev, self.clock = ev, clock
+        self.vin, self.token = vin, token
+        self.charge_limit_soc = charge_limit_soc
+        self.faults = faults or Faults()
+        self.port = 0
+        self.requests = 0
+        self._dir: Path | None = None
+        self._runner: web.AppRunner | None = None
+        self._release = asyncio.Event()
+
+    @property
+    def cafile(self) -> Path:
+        if self._dir is None:
+            raise RuntimeError("the simulator is not started")
+        return self._dir / "cert.pem"
+
+    @property
+    def base_url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def charge_state(self) -> dict[str, object]:
+        self.ev.advance()
+        if not self.ev.plugged_in:
+            charging = "Disconnected"
+        elif self.ev.full:
+            charging = "Complete"
+        elif self.ev.draw_w() > 0:
+            charging = "Charging"
+        else:
+            charging = "Stopped"
+        return {
+            "battery_level": round(self.ev.soc_pct),
+            "charging_state": charging,
+            "charge_limit_soc": self.charge_limit_soc,
+            "charger_power": round(self.ev.draw_w() / 1000),
+            "timestamp": int(self.clock.now().timestamp() * 1000),
+        }
+
+    async def _vehicle_data(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
+        if self.faults.refuse_connections:
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=503)
+        if self.faults.hang:
+            await self._release.wait()
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response({"error": "invalid bearer token"}, status=401)
+        if self.faults.expire_token:
+            return web.json_response({"error": "token expired"}, status=401)
+        if request.match_info["vin"] != self.vin:
+            return web.json_response({"error": "not_found"}, status=404)
+        if self.faults.malformed:
+            broken = '{"response": {"charge_state": '
+            return web.Response(text=broken, content_type="application/json")
+        body = {
+            "response": {
+                "vin": self.vin,
+                "state": "online",
+                "charge_state": self.charge_state(),
+            }
+        }
+        return web.Response(text=json.dumps(body), content_type="application/json")
+
+    async def start(self, port: int = 0) -> int:
+        """Serve on 127.0.0.1 (port 0: a free one) and return the port."""
+        self._dir = Path(tempfile.mkdtemp(prefix="flexd-vehicle-api-"))
+        cert, key = await make_self_signed(self._dir)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
+        app = web.Application()
+        app.router.add_get("/api/1/vehicles/{vin}/vehicle_data", self._vehicle_data)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", port))
+        self.port = int(sock.getsockname()[1])
+        await web.SockSite(self._runner, sock, ssl_context=ctx).start()
+        return self.port
+
+    async def stop(self) -> None:
+        self._release.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+
+async def run_cli(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m simulator vehicle-api")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--vin", default="5YJ3E7EB0KF000001")
+    parser.add_argument("--token", default="sim-access-token")
+    parser.add_argument("--soc", type=float, default=40.0, help="the car's SoC in %%")
+    parser.add_argument("--capacity-kwh", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    if not 0 <= args.soc <= 100:
+        parser.error(f"--soc: {args.soc} is outside 0..100")
+    clock = SystemClock()
+    ev = EV(clock, capacity_kwh=args.capacity_kwh, soc_kwh=args.capacity_kwh * args.soc / 100)
+    sim = VehicleApiSimulator(ev, clock, vin=args.vin, token=args.token)
+    await sim.start(args.port)
+    print(f"vehicle API simulator: {sim.base_url} (CA file {sim.cafile})", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await sim.stop()
