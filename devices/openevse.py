@@ -10,8 +10,9 @@ firmware echoes back on ``<base>/claim``; an apply is honoured when that echo ma
 OpenEVSE has no charging-profile concept. :class:`ChargeProfile` is executed here: the claim for
 the period containing now is sent at once, and a small task on the injected clock sends the
 claim for each later period boundary (active at the period's current, or disabled between
-periods). A later command, or :meth:`close`, cancels it. The result of each scheduled claim is
-kept in :attr:`OpenEvseAdapter.scheduled_results` for the poller to report.
+periods); after a broker reconnect the claim due at that moment is sent again, in case a
+boundary passed during the outage. A later command, or :meth:`close`, cancels it. The result
+of each scheduled claim is kept in :attr:`OpenEvseAdapter.scheduled_results` for the poller.
 
 Reconnect pacing after a broker loss is network time, not plan time, so it takes its own
 ``sleep`` (asyncio's by default), as :func:`devices.retry.retry_unavailable` does.
@@ -117,6 +118,10 @@ class OpenEvseAdapter:
         self._update = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._profile_task: asyncio.Task[None] | None = None
+        self._profile: ChargeProfile | None = None
+        self._resend_task: asyncio.Task[None] | None = None
+        self._state_count = 0
+        self._broken = asyncio.Event()
         self._closed = False
 
     async def start(self) -> None:
@@ -148,12 +153,13 @@ class OpenEvseAdapter:
                 async with aiomqtt.Client(self.host, self.port, keepalive=5) as client:
                     await client.subscribe(f"{self.base}/#")
                     self._client = client
+                    self._broken = asyncio.Event()
                     if not first:
                         self.reconnects += 1
+                        self._after_reconnect()
                     first = False
                     self.connected.set()
-                    async for msg in client.messages:
-                        self._receive(str(msg.topic), msg.payload)
+                    await self._listen(client)
             except aiomqtt.MqttError:
                 pass
             finally:
@@ -162,11 +168,54 @@ class OpenEvseAdapter:
             if not self._closed:
                 await self._sleep(self.reconnect_s)
 
+    async def _listen(self, client: aiomqtt.Client) -> None:
+        # A publish that fails marks the connection broken: a client whose socket died can
+        # otherwise wait on its messages for ever, so we leave and reconnect.
+        listen = asyncio.create_task(self._messages(client))
+        broken = asyncio.create_task(self._broken.wait())
+        try:
+            await asyncio.wait((listen, broken), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (listen, broken):
+                t.cancel()
+            for t in (listen, broken):
+                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                    await t
+
+    async def _messages(self, client: aiomqtt.Client) -> None:
+        async for msg in client.messages:
+            self._receive(str(msg.topic), msg.payload)
+
+    def _after_reconnect(self) -> None:
+        # The charger keeps its claim across a broker outage, but a period boundary may have
+        # passed while we could not publish: send the claim due now.
+        if self._profile is not None:
+            self._resend_task = asyncio.create_task(
+                self._resend(self._profile, self._state_count), name=f"openevse resend {self.base}"
+            )
+
+    async def _resend(self, profile: ChargeProfile, heard: int) -> None:
+        # Wait to hear the charger first: it may reconnect after us, and a claim published
+        # before it subscribes is lost (commands are not retained).
+        try:
+            async with asyncio.timeout(self.timeout_s * 5):
+                while self._state_count == heard:
+                    await self._update.wait()
+            claim = self._profile_claim(profile, self.clock.now())
+            result = await self._claim_and_check(profile, claim)
+        except TimeoutError:
+            result = CommandResult(profile, False, "re-send after reconnect: charger silent")
+        except DeviceUnavailable as exc:
+            result = CommandResult(profile, False, f"re-send after reconnect: {exc}")
+        self.scheduled_results.append(result)
+
     def _receive(self, topic: str, payload: object) -> None:
         key = topic[len(self.base) + 1 :]
         if key.endswith("/set") or not isinstance(payload, bytes | bytearray):
             return  # our own commands, echoed by the broker
         self.values[key] = bytes(payload).decode(errors="replace")
+        if key == "state":
+            self._state_count += 1
         self.received_at[key] = self.clock.now()
         self._update.set()
         self._update = asyncio.Event()
@@ -227,6 +276,7 @@ class OpenEvseAdapter:
         if isinstance(command, ChargeProfile):
             claim = self._profile_claim(command, self.clock.now())
             result = await self._claim_and_check(command, claim)
+            self._profile = command
             self._profile_task = asyncio.create_task(
                 self._follow(command), name=f"openevse profile {self.base}"
             )
@@ -252,6 +302,10 @@ class OpenEvseAdapter:
             self.scheduled_results.append(result)
 
     def _cancel_profile(self) -> None:
+        self._profile = None
+        if self._resend_task is not None:
+            self._resend_task.cancel()
+            self._resend_task = None
         if self._profile_task is not None:
             self._profile_task.cancel()
             self._profile_task = None
@@ -265,6 +319,7 @@ class OpenEvseAdapter:
         try:
             await client.publish(f"{self.base}/claim/set", json.dumps(body))
         except aiomqtt.MqttError as exc:
+            self._broken.set()
             raise DeviceUnavailable(f"{self.base}: publish failed: {exc}") from exc
         try:
             async with asyncio.timeout(self.timeout_s):

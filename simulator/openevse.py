@@ -148,42 +148,46 @@ class OpenEvseSimulator:
             await self.publish_status()
             await self.clock.sleep(self.interval_s)
 
+    async def _listen(self, client: aiomqtt.Client) -> None:
+        async for msg in client.messages:
+            if self.faults.hang:
+                continue
+            sub = str(msg.topic)[len(self.base) + 1 :]
+            payload = msg.payload.decode() if isinstance(msg.payload, bytes) else ""
+            try:
+                self.handle(sub, payload)
+            except ValueError:
+                continue  # the firmware ignores a payload it cannot parse
+            await self.publish_status()
+
     async def _session(self, client: aiomqtt.Client) -> None:
-        self._client = client
+        """Listen and publish until either fails or :meth:`stop`; a failed publish ends it too,
+        because a client whose socket died can otherwise wait on its messages for ever."""
         await client.subscribe(f"{self.base}/+/set")
+        self._client = client
         self.connected.set()
-        periodic = asyncio.create_task(self._periodic(), name=f"openevse-sim {self.base}")
+        tasks = [
+            asyncio.create_task(self._listen(client)),
+            asyncio.create_task(self._periodic(), name=f"openevse-sim {self.base}"),
+            asyncio.create_task(self._stop.wait()),
+        ]
         try:
-            async for msg in client.messages:
-                if self.faults.hang:
-                    continue
-                sub = str(msg.topic)[len(self.base) + 1 :]
-                payload = msg.payload.decode() if isinstance(msg.payload, bytes) else ""
-                try:
-                    self.handle(sub, payload)
-                except ValueError:
-                    continue  # the firmware ignores a payload it cannot parse
-                await self.publish_status()
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            periodic.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await periodic
             self._client = None
             self.connected.clear()
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                    await t
 
     async def run(self) -> None:
         """Stay connected to the broker, reconnecting after it goes away, until :meth:`stop`."""
         while not self._stop.is_set():
             try:
                 async with aiomqtt.Client(self.host, self.port, keepalive=5) as client:
-                    session = asyncio.create_task(self._session(client))
-                    stop = asyncio.create_task(self._stop.wait())
-                    await asyncio.wait({session, stop}, return_when=asyncio.FIRST_COMPLETED)
-                    for t in (session, stop):
-                        t.cancel()
-                    for t in (session, stop):
-                        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                            await t
+                    await self._session(client)
             except aiomqtt.MqttError:
                 pass
             if not self._stop.is_set():

@@ -186,3 +186,24 @@ async def test_broker_restart_the_adapter_reconnects_and_carries_on(rig, mosquit
     await settle(rig.clock, 1800)
     s = await wait_for(rig.adapter, lambda s: s.session_kwh > 3.0)
     assert s.status == ChargerStatus.CHARGING and s.session_kwh == pytest.approx(3.68, abs=0.1)
+
+
+async def test_profile_boundary_missed_in_an_outage_is_sent_on_reconnect(rig, mosquitto):
+    await plug_in_paused(rig)
+    t = rig.clock.now()
+    profile = ChargeProfile((ChargePeriod(t + timedelta(minutes=10), t + timedelta(hours=2), 7360.0),))
+    assert (await rig.adapter.apply(profile)).honoured
+    mosquitto.stop()
+    async with asyncio.timeout(5):
+        while rig.adapter.connected.is_set():
+            await asyncio.sleep(0.01)
+    await settle(rig.clock, 900)  # the period starts while the broker is down
+    rig.sim.reconnect_s = 1.0  # the charger comes back after the adapter
+    assert rig.ev.delivered_kwh == pytest.approx(0.0)
+    assert [r.honoured for r in rig.adapter.scheduled_results] == [False]
+    mosquitto.start()
+    await asyncio.wait_for(rig.adapter.connected.wait(), 10)
+    await asyncio.wait_for(rig.sim.connected.wait(), 10)
+    s = await wait_for(rig.adapter, lambda s: s.status == ChargerStatus.CHARGING)
+    assert s.charging_w == pytest.approx(7360)
+    assert [r.honoured for r in rig.adapter.scheduled_results] == [False, True]
