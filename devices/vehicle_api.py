@@ -1,10 +1,13 @@
 """The car's own cloud API, for its state of charge when the charger does not report one.
 
-Shaped like the common owner APIs: a bearer token (OAuth access token, obtained and refreshed
-outside flexd and handed in), ``GET {base}/api/1/vehicles/{vin}/vehicle_data`` answering
+Shaped like the common owner APIs: an OAuth bearer access token and, optionally, a refresh
+token (both obtained by the user's one-off login outside flexd); on a 401 the adapter trades the
+refresh token for a new access token once (``POST token_url``, grant ``refresh_token``) and
+retries; a refused refresh is :class:`AuthenticationFailed`.
+``GET {base}/api/1/vehicles/{vin}/vehicle_data`` answers
 ``{"response": {"charge_state": {"battery_level", "charging_state", "charge_limit_soc",
 "timestamp"}}}`` with the timestamp in epoch milliseconds. Errors are translated once, in
-:meth:`VehicleApiAdapter._get`: 401/403 need a person (:class:`AuthenticationFailed`), timeouts,
+:meth:`VehicleApiAdapter._request`: 401/403 need a person (:class:`AuthenticationFailed`), timeouts,
 connection failures, 408/429/5xx are worth a retry (:class:`DeviceUnavailable`), anything else
 unexpected is :class:`BadPayload`.
 """
@@ -66,7 +69,8 @@ class VehicleApiAdapter:
     brand: ClassVar[str] = "vehicle-api"
 
     def __init__(
-        self, base_url: str, vin: str, token: str, *,
+        self, base_url: str, vin: str, token: str, *, refresh_token: str | None = None,
+        token_url: str | None = None, client_id: str = "ownerapi",
         ssl_context: ssl.SSLContext | None = None, timeout_s: float = 10.0,
     ) -> None:  # fmt: skip
         if not base_url.startswith("https://"):
@@ -76,6 +80,12 @@ class VehicleApiAdapter:
         self.base_url = base_url.rstrip("/")
         self.vin = vin
         self._token = token
+        self._refresh_token = refresh_token
+        self.token_url = token_url or f"{self.base_url}/oauth2/v3/token"
+        if not self.token_url.startswith("https://"):
+            raise ValueError("token_url: must be https://")
+        self.client_id = client_id
+        self.refreshes = 0
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self.timeout_s = timeout_s
         self._session: aiohttp.ClientSession | None = None
@@ -88,17 +98,44 @@ class VehicleApiAdapter:
         self._token = token
 
     async def read_vehicle(self) -> VehicleState:
-        body = await with_timeout(self._get(f"/api/1/vehicles/{self.vin}/vehicle_data"),
-                                  self.timeout_s, "vehicle API")  # fmt: skip
+        return await with_timeout(self._read(), self.timeout_s, "vehicle API")
+
+    async def _read(self) -> VehicleState:
+        url = f"{self.base_url}/api/1/vehicles/{self.vin}/vehicle_data"
+        try:
+            body = await self._request("GET", url)
+        except AuthenticationFailed:
+            if self._refresh_token is None:
+                raise
+            await self._refresh()
+            body = await self._request("GET", url)
         return parse_vehicle_data(body)
 
-    async def _get(self, path: str) -> object:
+    async def _refresh(self) -> None:
+        grant = {
+            "grant_type": "refresh_token",
+            "client_id": self.client_id,
+            "refresh_token": self._refresh_token,
+        }
+        body = await self._request("POST", self.token_url, grant)
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise BadPayload("token endpoint: access_token missing")
+        self._token = token
+        rotated = body.get("refresh_token") if isinstance(body, dict) else None
+        if isinstance(rotated, str) and rotated:
+            self._refresh_token = rotated
+        self.refreshes += 1
+
+    async def _request(self, method: str, url: str, payload: object = None) -> object:
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+        headers = {"Accept": "application/json"}
+        if payload is None:
+            headers["Authorization"] = f"Bearer {self._token}"
         try:
-            async with self._session.get(
-                self.base_url + path, headers=headers, ssl=self._ssl
+            async with self._session.request(
+                method, url, headers=headers, json=payload, ssl=self._ssl
             ) as resp:
                 text = await resp.text()
                 status = resp.status
@@ -107,7 +144,8 @@ class VehicleApiAdapter:
         except (aiohttp.ClientError, OSError) as exc:
             raise DeviceUnavailable(f"vehicle API: {type(exc).__name__}: {exc}") from exc
         if status in (401, 403):
-            raise AuthenticationFailed(f"vehicle API: token refused ({status})")
+            what = "refresh token" if payload is not None else "access token"
+            raise AuthenticationFailed(f"vehicle API: {what} refused ({status})")
         if status in (408, 429) or status >= 500:
             raise DeviceUnavailable(f"vehicle API: HTTP {status}")
         if status == 404:

@@ -4,11 +4,15 @@ Shaped like the common owner APIs (Tesla's is the model the others copy):
 ``GET /api/1/vehicles/{vin}/vehicle_data`` with ``Authorization: Bearer <token>`` answers
 ``{"response": {"vin", "state", "charge_state": {"battery_level", "charging_state",
 "charge_limit_soc", "timestamp"}}}``, the timestamp in epoch milliseconds.
+``POST /oauth2/v3/token`` with ``{"grant_type": "refresh_token", "refresh_token"}`` issues a new
+access token (and rotates the refresh token), as OAuth servers do; :meth:`expire_access_token`
+makes the current access token stale the way time would.
 
 TLS uses a throwaway self-signed certificate for 127.0.0.1 made with the ``openssl`` command
 (the ``cryptography`` package is not a dependency); clients trust it through :attr:`cafile`.
 
-Faults (:class:`simulator.faults.Faults`): ``expire_token`` answers 401 as for an expired token,
+Faults (:class:`simulator.faults.Faults`): ``expire_token`` answers 401 to every token, access
+and refresh alike (credentials revoked: a person must log in again),
 ``hang`` accepts and never answers, ``malformed`` answers with broken JSON,
 ``refuse_connections`` drops the connection without an answer.
 """
@@ -49,11 +53,13 @@ async def make_self_signed(directory: Path, host: str = "127.0.0.1") -> tuple[Pa
 class VehicleApiSimulator:
     def __init__(
         self, ev: EV, clock: Clock, *, vin: str = "5YJ3E7EB0KF000001",
-        token: str = "sim-access-token", charge_limit_soc: int = 90,
+        token: str = "sim-access-token", refresh_token: str = "sim-refresh-token",
+        charge_limit_soc: int = 90,
         faults: Faults | None = None,
     ) -> None:  # fmt: skip
         self.ev, self.clock = ev, clock
-        self.vin, self.token = vin, token
+        self.vin, self.token, self.refresh_token = vin, token, refresh_token
+        self.tokens_issued = 0
         self.charge_limit_soc = charge_limit_soc
         self.faults = faults or Faults()
         self.port = 0
@@ -90,6 +96,26 @@ class VehicleApiSimulator:
             "timestamp": int(self.clock.now().timestamp() * 1000),
         }
 
+    def expire_access_token(self) -> None:
+        """The current access token stops working, as when its lifetime runs out."""
+        self.tokens_issued += 1
+        self.token = f"sim-access-token-{self.tokens_issued}"
+
+    async def _token(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": "invalid_request"}, status=400)
+        if not isinstance(body, dict) or body.get("grant_type") != "refresh_token":
+            return web.json_response({"error": "unsupported_grant_type"}, status=400)
+        if self.faults.expire_token or body.get("refresh_token") != self.refresh_token:
+            return web.json_response({"error": "invalid_grant"}, status=401)
+        self.expire_access_token()
+        self.refresh_token = f"sim-refresh-token-{self.tokens_issued}"
+        return web.json_response(
+            {"access_token": self.token, "refresh_token": self.refresh_token, "expires_in": 28800}
+        )
+
     async def _vehicle_data(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
         if self.faults.refuse_connections:
@@ -124,6 +150,7 @@ class VehicleApiSimulator:
         ctx.load_cert_chain(cert, key)
         app = web.Application()
         app.router.add_get("/api/1/vehicles/{vin}/vehicle_data", self._vehicle_data)
+        app.router.add_post("/oauth2/v3/token", self._token)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         sock = socket.socket()

@@ -122,3 +122,29 @@ def test_plain_http_is_refused():
 
 def test_token_is_not_in_repr():
     assert "secret" not in repr(VehicleApiAdapter("https://127.0.0.1:1", VIN, "secret"))
+
+
+async def test_expired_access_token_is_refreshed_once_and_read_carries_on(rig):
+    a = VehicleApiAdapter(rig.sim.base_url, VIN, "sim-access-token", refresh_token="sim-refresh-token", ssl_context=rig.ctx)
+    rig.adapters.append(a)
+    rig.sim.expire_access_token()
+    v = await a.read_vehicle()
+    assert v.soc_pct == 40 and a.refreshes == 1
+    rig.sim.expire_access_token()  # the rotated refresh token is the one used next time
+    await a.read_vehicle()
+    assert a.refreshes == 2
+
+
+async def test_expired_access_token_without_refresh_is_authentication_failed(rig):
+    a = rig.adapter()
+    rig.sim.expire_access_token()
+    with pytest.raises(AuthenticationFailed, match="access token"):
+        await a.read_vehicle()
+
+
+async def test_revoked_credentials_fail_even_with_a_refresh_token(rig):
+    a = VehicleApiAdapter(rig.sim.base_url, VIN, "sim-access-token", refresh_token="sim-refresh-token", ssl_context=rig.ctx)
+    rig.adapters.append(a)
+    rig.sim.faults.expire_token = True
+    with pytest.raises(AuthenticationFailed, match="refresh token"):
+        await a.read_vehicle()
