@@ -3,6 +3,7 @@
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import aiomqtt
 import pytest
 
 from devices.base import (
@@ -207,3 +208,16 @@ async def test_profile_boundary_missed_in_an_outage_is_sent_on_reconnect(rig, mo
     s = await wait_for(rig.adapter, lambda s: s.status == ChargerStatus.CHARGING)
     assert s.charging_w == pytest.approx(7360)
     assert [r.honoured for r in rig.adapter.scheduled_results] == [False, True]
+
+
+async def test_simulated_charger_obeys_an_energy_limit(rig, mosquitto):
+    rig.ev.plug(True)
+    await settle(rig.clock, 30)
+    await wait_for(rig.adapter, lambda s: s.status == ChargerStatus.CHARGING)
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port) as c:
+        await c.publish(f"{rig.sim.base}/limit/set", '{"type": "energy", "value": 1000, "auto_release": true}')
+    await wait_for(rig.adapter, lambda s: '"energy"' in s.raw.get("limit", ""))
+    await settle(rig.clock, 1800)
+    s = await wait_for(rig.adapter, lambda s: s.status != ChargerStatus.CHARGING)
+    assert s.status == ChargerStatus.SUSPENDED_EVSE
+    assert s.session_kwh == pytest.approx(1.0, abs=0.07)
