@@ -210,7 +210,11 @@ class Daemon:
                 ]
                 tg.create_task(self._until(), name="until")
                 await self.stop.wait()
-                await asyncio.gather(*loops, return_exceptions=True)
+                # Loops end between cycles, so a command in flight finishes; a cycle stuck
+                # longer than this is cancelled rather than holding the shutdown forever.
+                _, stuck = await asyncio.wait(loops, timeout=30)
+                for t in stuck:
+                    t.cancel()
                 for t in background:
                     t.cancel()
         finally:

@@ -277,8 +277,12 @@ class SiteLoop:
         self, dev: DeviceRuntime, now: datetime, plan: PlanResult
     ) -> ChargerCommand | None:
         st = dev.state
-        if not isinstance(st, ChargerState) or not st.plugged_in:
+        if not isinstance(st, ChargerState):
             return None
+        if not st.plugged_in:
+            # Chargers start at full power when a car plugs in: a standing zero default profile
+            # keeps it waiting for the plan (on IO Go, charging only inside SMART dispatches).
+            return StopCharging()
         if await self.service.active_boost(dev.id) is not None:
             return ChargeNow()
         starts, kwh = plan.ev_series(dev.id)

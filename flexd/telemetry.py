@@ -124,13 +124,10 @@ class SiteMeter:
             "grid_last": None
             if self.grid._last is None
             else [ts(self.grid._last[0]), self.grid._last[1]],
-            "ev": {
-                dev: {
-                    "acc": acc(i.acc),
-                    "last": None if i._last is None else [ts(i._last[0]), i._last[1]],
-                }
-                for dev, i in self.ev.items()
-            },
+            "ev": {dev: _dump_reg(i) for dev, i in self.ev.items()},
+            "reg_import": _dump_reg(self.reg_import),
+            "reg_export": _dump_reg(self.reg_export),
+            "use_registers": self.use_registers,
         }
         return json.dumps(doc)
 

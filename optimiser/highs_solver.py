@@ -30,13 +30,17 @@ from optimiser.problem import Problem
 from optimiser.schedule import Costs, EvPlan, Schedule, dispatch_intervals
 
 EPS = 1e-6
+TIME_LIMIT_S = 3.0
 
 
 def _new_highs() -> highspy.Highs:
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
-    h.setOptionValue("mip_rel_gap", 1e-9)
+    h.setOptionValue("mip_rel_gap", 1e-7)
     h.setOptionValue("threads", 1)
+    # A daemon must never wait on one hard MIP: past this, the best plan found so far is used
+    # and reported as "feasible".
+    h.setOptionValue("time_limit", TIME_LIMIT_S)
     return h
 
 
@@ -66,10 +70,15 @@ def _pass(h: highspy.Highs, m: LpModel) -> None:
 def _run(h: highspy.Highs) -> tuple[np.ndarray, float, str]:
     h.run()
     status = h.getModelStatus()
-    if status != highspy.HighsModelStatus.kOptimal:
+    info = h.getInfo()
+    if status == highspy.HighsModelStatus.kOptimal:
+        quality = "optimal"
+    elif status == highspy.HighsModelStatus.kTimeLimit and info.primal_solution_status == 2:
+        quality = "feasible"
+    else:
         raise RuntimeError(f"HiGHS: {h.modelStatusToString(status)}")
     sol = np.asarray(h.getSolution().col_value, dtype=np.float64)
-    return sol, float(h.getInfo().objective_function_value), "optimal"
+    return sol, float(info.objective_function_value), quality
 
 
 def needed_binaries(p: Problem, m: LpModel, x: np.ndarray, have: Binaries) -> Binaries:
@@ -152,6 +161,14 @@ def data_binaries(p: Problem) -> Binaries:
     return Binaries(tuple(grid), tuple(bat), tuple(evs))
 
 
+def _with_quality(s: Schedule, quality: str) -> Schedule:
+    if quality == "optimal" or s.status != "optimal":
+        return s
+    import dataclasses
+
+    return dataclasses.replace(s, status=quality, notes=(*s.notes, "time limit: best plan found"))
+
+
 def _union(a: Binaries, b: Binaries) -> Binaries:
     return Binaries(
         tuple(sorted(set(a.grid_slots) | set(b.grid_slots))),
@@ -171,10 +188,10 @@ def solve_highs(p: Problem, h: highspy.Highs | None = None) -> Schedule:
             bins = Binaries(every, every if p.battery is not None else (), tuple(range(len(p.evs))))
         m = build(p, bins)
         _pass(h, m)
-        x, obj, _ = _run(h)
+        x, obj, quality = _run(h)
         more = needed_binaries(p, m, x, bins)
-        if more == bins or attempt == 5:
-            return to_schedule(p, m, x, obj, "highs")
+        if more == bins or attempt == 5 or quality != "optimal":
+            return _with_quality(to_schedule(p, m, x, obj, "highs"), quality)
         bins = _union(more, data_binaries(p)) if attempt == 0 else more
     raise AssertionError("unreachable")
 
