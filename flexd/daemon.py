@@ -103,7 +103,7 @@ class Daemon:
     async def _price_feed(self) -> None:
         cfg = self.config.prices
         fallback_said = False
-        while True:
+        while not self.stop.is_set():
             got = 0
             try:
                 got = await self._fetch_prices()
@@ -196,7 +196,7 @@ class Daemon:
                 for site in self.sites.values():
                     on_state = self.loops[site.config.id].on_state
                     for dev in site.devices.values():
-                        poller = run_poller(dev, self.clock, self.metrics, on_state)
+                        poller = run_poller(dev, self.clock, self.metrics, on_state, self.stop)
                         background.append(tg.create_task(poller, name=f"poll:{dev.id}"))
                 background.append(tg.create_task(self._price_feed(), name="prices"))
                 if self.config.mqtt.enabled:
@@ -215,8 +215,12 @@ class Daemon:
                 _, stuck = await asyncio.wait(loops, timeout=30)
                 for t in stuck:
                     t.cancel()
-                for t in background:
-                    t.cancel()
+                for _ in range(3):  # re-cancel: a library may swallow one cancellation
+                    for t in background:
+                        t.cancel()
+                    _, pending = await asyncio.wait(background, timeout=5)
+                    if not pending:
+                        break
         finally:
             for loop in self.loops.values():
                 await loop.safe_mode()

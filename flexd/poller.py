@@ -47,11 +47,17 @@ async def poll_once(dev: DeviceRuntime, clock: Clock, metrics: Metrics) -> bool:
     return True
 
 
-async def run_poller(dev: DeviceRuntime, clock: Clock, metrics: Metrics, on_state: OnState) -> None:
-    """Poll forever. A failure backs off (jittered, capped at 4 polls) but never stops."""
+async def run_poller(
+    dev: DeviceRuntime, clock: Clock, metrics: Metrics, on_state: OnState,
+    stop: asyncio.Event | None = None,
+) -> None:  # fmt: skip
+    """Poll until ``stop``. A failure backs off (jittered, capped at 4 polls) but never stops.
+
+    The loop also checks ``stop`` itself: some device libraries swallow a task cancellation
+    inside their own I/O, and a poller must still end at shutdown."""
     # Spread the first polls so a fleet does not hit the network in one burst.
     await clock.sleep(random.uniform(0, min(1.0, dev.config.poll_seconds / 10)))
-    while True:
+    while stop is None or not stop.is_set():
         try:
             fresh = await poll_once(dev, clock, metrics)
             if fresh:

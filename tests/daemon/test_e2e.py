@@ -49,11 +49,14 @@ async def run(cfg, start, hours, storage=None, during=None):
     daemon = Daemon(cfg, clock, storage, Backends(cfg, clock, simulate=True),
                     until=start + timedelta(hours=hours))  # fmt: skip
 
+    tasks = []
+
     async def started(d):
         if during is not None:
-            asyncio.get_running_loop().create_task(during(d))
+            tasks.append(asyncio.get_running_loop().create_task(during(d)))
 
-    await daemon.run(on_started=started)
+    # A simulated run takes seconds; a stall must fail the test, never hang the suite.
+    await asyncio.wait_for(daemon.run(on_started=started), timeout=120)
     if own:
         await storage.close()
     return daemon
