@@ -9,6 +9,12 @@ one live model per shape (HighsPlanner) and changes only costs and bounds.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# This file is called optimiser.py: put the repository, not bench/, first on the path.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
 import argparse
 import csv
 import multiprocessing as mp
@@ -16,7 +22,6 @@ import platform
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 

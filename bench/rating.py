@@ -15,18 +15,18 @@ from pathlib import Path
 # This file is called rating.py: put the repository, not bench/, first on the path.
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-import argparse  # noqa: E402
-import platform  # noqa: E402
-import time  # noqa: E402
-import tracemalloc  # noqa: E402
-from datetime import UTC, datetime, timedelta  # noqa: E402
-from decimal import Decimal  # noqa: E402
+import argparse
+import platform
+import time
+import tracemalloc
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import rating  # noqa: E402
-from rating.engine import build_input, rate_core  # noqa: E402
-from rating.reference import rate_reference  # noqa: E402
+import rating
+from rating.engine import build_input, rate_core
+from rating.reference import rate_reference
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 HH = timedelta(minutes=30)
