@@ -71,5 +71,5 @@ async def run_daemon(
             await print_summary(daemon, sys.stdout)
     finally:
         await storage.close()
-    log.info("stopped", offline=daemon.offline())
+    log.info("stopped", database=str(config.database))
     return 0

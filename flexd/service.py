@@ -88,24 +88,28 @@ class Service:
     # --- EV state of charge -----------------------------------------------------------------
 
     def resolve_ev_soc(self, dev: DeviceRuntime, at: datetime) -> None:
-        """Best SoC for a charger's car: the charger's own, else the user's entered SoC plus
-        the energy delivered since plug-in times the charger efficiency."""
+        """Best SoC for a charger's car through devices.ev_soc: the charger's own reading, else
+        the user's entered SoC plus the energy delivered since plug-in times the charger
+        efficiency (a vehicle-API source is not wired into the daemon yet)."""
+        from devices.ev_soc import SocReading, UserEntry, choose_soc
+
         st = dev.state
         if not isinstance(st, ChargerState):
             return
-        if st.soc_pct is not None:
-            dev.soc_pct = st.soc_pct
-            dev.soc_source = st.soc_source.value
-            dev.soc_measured_at = st.soc_measured_at or st.measured_at
-            return
+        charger = None
+        if st.soc_pct is not None and 0.0 <= st.soc_pct <= 100.0:
+            charger = SocReading(st.soc_pct, st.soc_measured_at or st.measured_at)
+        user = None
         ev = dev.config.ev
-        if ev is None:
-            return
-        delivered = max(0.0, st.energy_register_kwh - dev.session_start_register_kwh)
-        base = ev.initial_soc_pct
-        dev.soc_pct = min(100.0, base + 100.0 * delivered * ev.efficiency / ev.capacity_kwh)
-        dev.soc_source = "estimate"
-        dev.soc_measured_at = st.measured_at
+        if ev is not None:
+            delivered = max(0.0, st.energy_register_kwh - dev.session_start_register_kwh)
+            user = UserEntry(
+                ev.initial_soc_pct, delivered, st.measured_at, ev.capacity_kwh, ev.efficiency
+            )
+        est = choose_soc(at, charger=charger, user=user)
+        dev.soc_pct = est.soc_pct
+        dev.soc_source = est.source.value
+        dev.soc_measured_at = est.measured_at
 
     # --- lookup -----------------------------------------------------------------------------
 

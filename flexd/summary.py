@@ -117,5 +117,6 @@ async def print_summary(daemon: Daemon, out: TextIO) -> None:
               f" charging at full power from plug-in instead: {_pounds(naive_cost)}")  # fmt: skip
             _ = smart_cost
     p(f"\ndatabase: {storage.path}")
-    p("rated slots: flexd's API GET /api/v1/meters/{meter}/rated-slots, or the rated_slots table")
+    p("rated slots: table rated_slots (every version), readings and dispatches beside them;")
+    p(f"  e.g. sqlite3 {storage.path} 'SELECT * FROM rated_slots ORDER BY start LIMIT 5'")
     p("=" * 72)
