@@ -1,0 +1,169 @@
+"""The HTTP API through a real aiohttp server on loopback with a real SQLite store."""
+
+from datetime import UTC, datetime
+
+import aiohttp
+import pytest
+
+from devices.base import ChargerState, ChargerStatus
+from flexd.api.app import bound_port, start_api
+from flexd.clock import ManualClock
+from flexd.config import hash_token, parse_config
+from flexd.runtime import build_sites
+from flexd.service import Service
+from flexd.storage import Storage
+
+NOW = datetime(2026, 3, 2, 19, 0, tzinfo=UTC)
+APP, OTHER, BILL, ADMIN = "app-secret", "other-secret", "bill-secret", "admin-secret"
+
+
+def _site(sid, account, meter):
+    return {"id": sid, "meter": meter, "tariff": "io-go", "account": account,
+            "devices": [{"id": f"{sid}-charger", "brand": "ocpp", "charge_point_id": sid,
+                         "simulate": True,
+                         "ev": {"capacity_kwh": 60, "max_charge_kw": 7.4, "efficiency": 0.9,
+                                "initial_soc_pct": 25, "plug_in_local": "18:00"}}]}  # fmt: skip
+
+
+@pytest.fixture
+async def api(tmp_path):
+    tokens = [
+        {"name": "app", "role": "app", "account": "A1", "sha256": hash_token(APP)},
+        {"name": "other", "role": "app", "account": "A2", "sha256": hash_token(OTHER)},
+        {"name": "bill", "role": "billing", "sha256": hash_token(BILL)},
+        {"name": "admin", "role": "admin", "sha256": hash_token(ADMIN)},
+    ]
+    doc = {
+        "daemon": {"database": str(tmp_path / "f.sqlite")},
+        "api": {"port": 0, "tokens": tokens, "max_body_bytes": 2048},
+        "sites": [_site("home", "A1", "M1"), _site("away", "A2", "M2")],
+    }
+    cfg = parse_config(doc, tmp_path, env={})
+    storage = await Storage.open(cfg.database)
+    clock = ManualClock(NOW)
+    sites = build_sites(cfg.sites)
+    service = Service(cfg, storage, clock, sites)
+    dev = service.device("home-charger")
+    dev.state = ChargerState(NOW, True, 0.0, 0.0, 10.0, ChargerStatus.SUSPENDED_EV, 40.0)
+    dev.last_ok = NOW
+    service.resolve_ev_soc(dev, NOW)
+    runner = await start_api(service, cfg.api)
+    base = f"http://127.0.0.1:{bound_port(runner)}"
+    async with aiohttp.ClientSession(base) as http:
+        yield http, service
+    await runner.cleanup()
+    await storage.close()
+
+
+def auth(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_healthz_and_metrics_need_no_token(api):
+    http, _ = api
+    assert (await http.get("/healthz")).status == 200
+    r = await http.get("/metrics")
+    assert 'flexd_api_requests_total{route="/healthz",status="200"} 1' in await r.text()
+
+
+async def test_readyz_503_before_prices_known(api):
+    http, _ = api
+    r = await http.get("/readyz")
+    assert r.status == 503
+    assert (await r.json())["prices_known"] is False
+
+
+@pytest.mark.parametrize("header", [None, "Bearer nope", "Basic x"])
+async def test_401_without_valid_token(api, header):
+    http, _ = api
+    r = await http.get("/api/v1/devices", headers={"Authorization": header} if header else {})
+    assert r.status == 401
+    assert (await r.json())["error"] == "unauthorized"
+
+
+async def test_app_sees_only_its_account(api):
+    http, _ = api
+    r = await http.get("/api/v1/devices", headers=auth(APP))
+    assert [d["id"] for d in (await r.json())["devices"]] == ["home-charger"]
+    r = await http.get("/api/v1/devices", headers=auth(ADMIN))
+    assert len((await r.json())["devices"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("token", "path"),
+    [(OTHER, "/api/v1/devices/home-charger"), (BILL, "/api/v1/devices"),
+     (BILL, "/api/v1/devices/home-charger/preferences")],  # fmt: skip
+)
+async def test_403_outside_role_or_account(api, token, path):
+    http, _ = api
+    assert (await http.get(path, headers=auth(token))).status == 403
+
+
+async def test_unknown_device_404(api):
+    http, _ = api
+    r = await http.get("/api/v1/devices/nope", headers=auth(ADMIN))
+    assert r.status == 404
+    assert (await r.json())["error"] == "not-found"
+
+
+async def test_bump_is_idempotent(api):
+    http, service = api
+    h = {**auth(APP), "Idempotency-Key": "tap-1"}
+    r1 = await http.post("/api/v1/devices/home-charger/bump-charge", headers=h, json={})
+    r2 = await http.post("/api/v1/devices/home-charger/bump-charge", headers=h, json={})
+    assert (r1.status, r2.status) == (202, 202)
+    assert (await r1.json()) == (await r2.json())
+    assert len(await service.storage.dispatches(device_id="home-charger", kind="boost")) == 1
+
+
+async def test_bump_twice_without_key_409_then_cancel(api):
+    http, _ = api
+    url = "/api/v1/devices/home-charger/bump-charge"
+    assert (await http.post(url, headers=auth(APP))).status == 202
+    r = await http.post(url, headers=auth(APP))
+    assert r.status == 409
+    assert (await r.json())["error"] == "already-boosting"
+    assert (await http.delete(url, headers=auth(APP))).status == 200
+    r = await http.delete(url, headers=auth(APP))
+    assert (await r.json())["error"] == "not-boosting"
+
+
+async def test_bump_not_plugged_in_409(api):
+    http, service = api
+    dev = service.device("home-charger")
+    dev.state = ChargerState(NOW, False, 0.0, 0.0, 10.0, ChargerStatus.AVAILABLE)
+    r = await http.post("/api/v1/devices/home-charger/bump-charge", headers=auth(APP))
+    assert (r.status, (await r.json())["error"]) == (409, "not-plugged-in")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"target_soc_pct": "x"}, "target_soc_pct"), ({"target_soc_pct": 150}, "target_soc_pct"),
+     ({"duration_minutes": 1.5}, "duration_minutes"), ([], "body")],  # fmt: skip
+)
+async def test_bump_bad_input_422(api, body, field):
+    http, _ = api
+    r = await http.post("/api/v1/devices/home-charger/bump-charge", headers=auth(APP), json=body)
+    assert r.status == 422
+    assert (await r.json())["field"] == field
+
+
+async def test_preferences_roundtrip_and_validation(api):
+    http, _ = api
+    url = "/api/v1/devices/home-charger/preferences"
+    r = await http.put(url, headers=auth(APP), json={"weekday_ready_by": "06:30"})
+    assert r.status == 200
+    assert (await (await http.get(url, headers=auth(APP))).json())["weekday_ready_by"] == "06:30"
+    r = await http.put(url, headers=auth(APP), json={"weekday_ready_by": "12:00"})
+    assert r.status == 422
+    assert (await r.json())["field"] == "weekday_ready_by"
+    r = await http.put(url, headers=auth(APP), data=b"{nope")
+    assert (r.status, (await r.json())["field"]) == (422, "body")
+
+
+async def test_body_too_large_413(api):
+    http, _ = api
+    r = await http.put(
+        "/api/v1/devices/home-charger/preferences", headers=auth(APP), data=b"x" * 5000
+    )
+    assert r.status == 413
