@@ -141,9 +141,7 @@ async def put_prefs(request: web.Request) -> web.Response:
 
 
 def build_app(service: Service, config: ApiConfig) -> web.Application:
-    app = web.Application(
-        middlewares=[errors_mw, auth_mw], client_max_size=config.max_body_bytes
-    )
+    app = web.Application(middlewares=[errors_mw, auth_mw], client_max_size=config.max_body_bytes)
     app[SERVICE] = service
     app[CONFIG] = config
     app.router.add_get("/healthz", healthz)

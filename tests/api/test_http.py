@@ -91,8 +91,11 @@ async def test_app_sees_only_its_account(api):
 
 @pytest.mark.parametrize(
     ("token", "path"),
-    [(OTHER, "/api/v1/devices/home-charger"), (BILL, "/api/v1/devices"),
-     (BILL, "/api/v1/devices/home-charger/preferences")],  # fmt: skip
+    [
+        (OTHER, "/api/v1/devices/home-charger"),
+        (BILL, "/api/v1/devices"),
+        (BILL, "/api/v1/devices/home-charger/preferences"),
+    ],
 )
 async def test_403_outside_role_or_account(api, token, path):
     http, _ = api
@@ -138,8 +141,12 @@ async def test_bump_not_plugged_in_409(api):
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"target_soc_pct": "x"}, "target_soc_pct"), ({"target_soc_pct": 150}, "target_soc_pct"),
-     ({"duration_minutes": 1.5}, "duration_minutes"), ([], "body")],  # fmt: skip
+    [
+        ({"target_soc_pct": "x"}, "target_soc_pct"),
+        ({"target_soc_pct": 150}, "target_soc_pct"),
+        ({"duration_minutes": 1.5}, "duration_minutes"),
+        ([], "body"),
+    ],
 )
 async def test_bump_bad_input_422(api, body, field):
     http, _ = api
