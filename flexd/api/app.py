@@ -5,15 +5,19 @@ from __future__ import annotations
 import json
 import ssl
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
+from flexd.api import billing
 from flexd.api.auth import authenticate, may_use_device
 from flexd.api.errors import error
 from flexd.config import ApiConfig, TokenConfig
 from flexd.preferences import InputError
 from flexd.service import Conflict, NotFound, Service
+from rating.io import parse_instant
+from rating.model import RatingInputError
 
 SERVICE: web.AppKey[Service] = web.AppKey("service", Service)
 CONFIG: web.AppKey[ApiConfig] = web.AppKey("config", ApiConfig)
@@ -140,6 +144,24 @@ async def put_prefs(request: web.Request) -> web.Response:
     return web.json_response(prefs.to_json())
 
 
+async def list_dispatches(request: web.Request) -> web.Response:
+    device_id = _device_id(request)
+    q = request.query
+    start = _query_instant(q.get("from"), "from")
+    end = _query_instant(q.get("to"), "to")
+    rows = await request.app[SERVICE].dispatches(device_id, q.get("status"), start, end)
+    return web.json_response({"dispatches": [r.to_json() for r in rows]})
+
+
+def _query_instant(text: str | None, name: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_instant(text, name)
+    except RatingInputError as e:
+        raise InputError(name, e.reason) from None
+
+
 def build_app(service: Service, config: ApiConfig) -> web.Application:
     app = web.Application(middlewares=[errors_mw, auth_mw], client_max_size=config.max_body_bytes)
     app[SERVICE] = service
@@ -154,6 +176,8 @@ def build_app(service: Service, config: ApiConfig) -> web.Application:
     app.router.add_delete(f"{v1}/devices/{{id}}/bump-charge", cancel_bump)
     app.router.add_get(f"{v1}/devices/{{id}}/preferences", get_prefs)
     app.router.add_put(f"{v1}/devices/{{id}}/preferences", put_prefs)
+    app.router.add_get(f"{v1}/devices/{{id}}/dispatches", list_dispatches)
+    app.router.add_routes(billing.routes(SERVICE))
     return app
 
 
