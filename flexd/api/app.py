@@ -11,8 +11,9 @@ from typing import Any
 from aiohttp import web
 
 from flexd.api import billing
-from flexd.api.auth import authenticate, may_use_device
+from flexd.api.auth import TOKEN, authenticate, may_use_device
 from flexd.api.errors import error
+from flexd.api.openapi import document
 from flexd.config import ApiConfig, TokenConfig
 from flexd.preferences import InputError
 from flexd.service import Conflict, NotFound, Service
@@ -21,7 +22,7 @@ from rating.model import RatingInputError
 
 SERVICE: web.AppKey[Service] = web.AppKey("service", Service)
 CONFIG: web.AppKey[ApiConfig] = web.AppKey("config", ApiConfig)
-PUBLIC = {"/healthz", "/readyz", "/metrics"}
+PUBLIC = {"/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -56,13 +57,12 @@ async def auth_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
     token = authenticate(request.headers.get("Authorization"), request.app[CONFIG].tokens)
     if token is None:
         return error(401, "unauthorized", "a valid bearer token is required")
-    request["token"] = token
+    request[TOKEN] = token
     return await handler(request)
 
 
 def _token(request: web.Request) -> TokenConfig:
-    token: TokenConfig = request["token"]
-    return token
+    return request[TOKEN]
 
 
 def _device_id(request: web.Request) -> str:
@@ -94,6 +94,10 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     return web.Response(text=request.app[SERVICE].metrics.render(), content_type="text/plain")
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(document())
 
 
 async def list_devices(request: web.Request) -> web.Response:
@@ -170,6 +174,7 @@ def build_app(service: Service, config: ApiConfig) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     v1 = "/api/v1"
+    app.router.add_get(f"{v1}/openapi.json", openapi)
     app.router.add_get(f"{v1}/devices", list_devices)
     app.router.add_get(f"{v1}/devices/{{id}}", get_device)
     app.router.add_post(f"{v1}/devices/{{id}}/bump-charge", bump)

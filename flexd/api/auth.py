@@ -6,7 +6,11 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 
+from aiohttp import web
+
 from flexd.config import TokenConfig
+
+TOKEN: web.RequestKey[TokenConfig] = web.RequestKey("token", TokenConfig)
 
 
 def authenticate(header: str | None, tokens: Sequence[TokenConfig]) -> TokenConfig | None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from flexd.api.auth import TOKEN
 from flexd.config import TokenConfig
 from flexd.preferences import InputError
 from flexd.service import Service
@@ -84,8 +85,7 @@ def _csv_line(row: RatedRow, with_version: bool) -> str:
 
 def routes(service_key: web.AppKey[Service]) -> list[web.RouteDef]:
     def _check(request: web.Request) -> str:
-        token: TokenConfig = request["token"]
-        if not may_bill(token):
+        if not may_bill(request[TOKEN]):
             raise web.HTTPForbidden(text="only billing or admin tokens may use meters")
         meter = request.match_info["meter"]
         request.app[service_key].meter_account(meter)  # 404 for an unknown meter

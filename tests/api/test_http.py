@@ -121,3 +121,19 @@ async def test_body_too_large_413(api):
         "/api/v1/devices/home-charger/preferences", headers=auth(APP), data=b"x" * 5000
     )
     assert r.status == 413
+
+
+async def test_openapi_matches_routes(api):
+    http, service = api
+    from flexd.api.app import build_app
+
+    r = await http.get("/api/v1/openapi.json")
+    doc = await r.json()
+    documented = {(p, m.upper()) for p, ops in doc["paths"].items() for m in ops}
+    app = build_app(service, service.config.api)
+    real = {
+        (route.resource.canonical, route.method)
+        for route in app.router.routes()
+        if route.method != "HEAD" and route.resource is not None
+    }
+    assert documented == real

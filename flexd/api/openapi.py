@@ -1,0 +1,117 @@
+"""The OpenAPI 3.1 document, written as data; a test checks it against the real routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERR = {
+    "description": "error",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+_ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+_METER = [{"name": "meter", "in": "path", "required": True, "schema": {"type": "string"}}]
+
+
+def _op(
+    summary: str, ok: str, params: list[dict[str, Any]] | None = None, **codes: str
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {ok: {"description": summary}}
+    for code in ("401", "403", "404", "409", "413", "422"):
+        if code in codes.get("errors", ""):
+            responses[code] = _ERR
+    doc: dict[str, Any] = {"summary": summary, "responses": responses}
+    if params:
+        doc["parameters"] = params
+    return doc
+
+
+def _q(name: str, desc: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "description": desc, "schema": {"type": "string"}}
+
+
+def document() -> dict[str, Any]:
+    v1 = "/api/v1"
+    dev_err = "401 403 404"
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "flexd", "version": "1"},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error", "detail"],
+                    "properties": {
+                        "error": {"type": "string"},
+                        "detail": {"type": "string"},
+                        "field": {"type": ["string", "null"]},
+                    },
+                }
+            },
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/healthz": {"get": {**_op("alive", "200"), "security": []}},
+            "/readyz": {
+                "get": {
+                    **_op("database open, devices polled, prices known; 503 if not", "200"),
+                    "security": [],
+                }
+            },
+            "/metrics": {"get": {**_op("Prometheus text", "200"), "security": []}},
+            f"{v1}/openapi.json": {"get": {**_op("this document", "200"), "security": []}},
+            f"{v1}/devices": {"get": _op("devices the token may see", "200", errors="401 403")},
+            f"{v1}/devices/{{id}}": {
+                "get": _op("state, age, health, SoC source", "200", _ID, errors=dev_err)
+            },
+            f"{v1}/devices/{{id}}/bump-charge": {
+                "post": _op(
+                    "start a BOOST (body: target_soc_pct or duration_minutes; header Idempotency-Key)",  # noqa: E501
+                    "202",
+                    _ID,
+                    errors=dev_err + " 409 413 422",
+                ),
+                "delete": _op("end the running BOOST", "200", _ID, errors=dev_err + " 409"),
+            },
+            f"{v1}/devices/{{id}}/preferences": {
+                "get": _op("ready-by times and SoC targets", "200", _ID, errors=dev_err + " 409"),
+                "put": _op(
+                    "change preferences (validated)", "200", _ID, errors=dev_err + " 409 413 422"
+                ),
+            },
+            f"{v1}/devices/{{id}}/dispatches": {
+                "get": _op(
+                    "dispatches (start, end, type SMART/BOOST, energy)",
+                    "200",
+                    [
+                        *_ID,
+                        _q("status", "planned|completed"),
+                        _q("from", "ISO instant"),
+                        _q("to", "ISO instant"),
+                    ],
+                    errors=dev_err + " 422",
+                ),
+            },
+            f"{v1}/meters/{{meter}}/readings": {
+                "post": _op(
+                    'half-hourly readings {"readings": [{start, kwh, register}]}; idempotent upsert',  # noqa: E501
+                    "200",
+                    _METER,
+                    errors="401 403 404 413 422",
+                ),
+            },
+            f"{v1}/meters/{{meter}}/rated-slots": {
+                "get": _op(
+                    "rated slots as JSON, or the rated.csv contract with Accept: text/csv",
+                    "200",
+                    [
+                        *_METER,
+                        _q("from", "ISO instant"),
+                        _q("to", "ISO instant"),
+                        _q("version", "latest|all"),
+                    ],
+                    errors="401 403 404 422",
+                ),
+            },
+        },
+    }
