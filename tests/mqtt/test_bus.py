@@ -1,0 +1,114 @@
+"""The MQTT bus against a real private mosquitto: retained state, commands, broker restarts."""
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+import aiomqtt
+import pytest
+
+from devices.base import ChargerState, ChargerStatus
+from flexd.bus import MqttBus
+from flexd.clock import ManualClock
+from flexd.config import MqttConfig, parse_config
+from flexd.runtime import build_sites
+from flexd.service import Service
+from flexd.storage import Storage
+
+NOW = datetime(2026, 3, 2, 19, 0, tzinfo=UTC)
+STATE = "flexd/home/devices/charger/state"
+
+
+@pytest.fixture
+async def bus(tmp_path, mosquitto):
+    doc = {
+        "daemon": {"database": str(tmp_path / "f.sqlite")},
+        "sites": [{"id": "home", "meter": "M1", "tariff": "io-go", "account": "A1",
+                   "devices": [{"id": "charger", "brand": "ocpp", "charge_point_id": "CP",
+                                "simulate": True,
+                                "ev": {"capacity_kwh": 60, "max_charge_kw": 7.4,
+                                       "efficiency": 0.9, "initial_soc_pct": 25,
+                                       "plug_in_local": "18:00"}}]}],
+    }  # fmt: skip
+    cfg = parse_config(doc, tmp_path, env={})
+    storage = await Storage.open(cfg.database)
+    service = Service(cfg, storage, ManualClock(NOW), build_sites(cfg.sites))
+    dev = service.device("charger")
+    dev.state = ChargerState(NOW, True, 0.0, 0.0, 10.0, ChargerStatus.SUSPENDED_EV, 40.0)
+    dev.last_ok = NOW
+    service.resolve_ev_soc(dev, NOW)
+    mcfg = MqttConfig(enabled=True, host=mosquitto.host, port=mosquitto.port)
+    b = MqttBus(service, mcfg, backoff_s=0.05, backoff_cap_s=0.2)
+    task = asyncio.create_task(b.run())
+    await asyncio.wait_for(b.connected.wait(), 10)
+    yield b, service, mosquitto
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await storage.close()
+
+
+async def first(broker, topic, publish=None):
+    """The first message on topic, seen by a fresh subscriber (so only retained or new ones)."""
+    async with aiomqtt.Client(broker.host, broker.port) as c:
+        await c.subscribe(topic, qos=1)
+        if publish is not None:
+            await c.publish(*publish, qos=1)
+        async with asyncio.timeout(10):
+            async for m in c.messages:
+                return m
+
+
+async def test_late_subscriber_sees_retained_state_and_status(bus):
+    _, _, broker = bus
+    m = await first(broker, STATE)
+    assert m.retain and json.loads(m.payload)["soc_pct"] == 40.0
+    assert (await first(broker, "flexd/home/status")).payload == b"online"
+    disc = await first(broker, "homeassistant/button/flexd_home_charger/bump/config")
+    assert json.loads(disc.payload)["command_topic"] == "flexd/home/devices/charger/bump-charge/set"
+
+
+async def test_bump_over_mqtt_creates_boost(bus):
+    _, service, broker = bus
+    topic = "flexd/home/devices/charger/dispatches"
+    m = await first(broker, topic, ("flexd/home/devices/charger/bump-charge/set", "{}"))
+    assert [d["type"] for d in json.loads(m.payload)] == ["BOOST"]
+    assert len(await service.storage.dispatches(device_id="charger", kind="boost")) == 1
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [("{nope", "payload"), ('{"target_soc_pct": "x"}', "target_soc_pct"), ("[]", "payload")],
+)
+async def test_malformed_command_answered_on_error_topic(bus, payload, field):
+    b, _, broker = bus
+    err = "flexd/home/devices/charger/error"
+    m = await first(broker, err, ("flexd/home/devices/charger/bump-charge/set", payload))
+    assert json.loads(m.payload)["field"] == field
+    assert b.connected.is_set() and b.connects == 1  # the loop carried on
+
+
+async def test_conflict_answered_with_reason(bus):
+    _, service, broker = bus
+    service.device("charger").state = ChargerState(
+        NOW, False, 0.0, 0.0, 10.0, ChargerStatus.AVAILABLE
+    )
+    err = "flexd/home/devices/charger/error"
+    m = await first(broker, err, ("flexd/home/devices/charger/bump-charge/set", ""))
+    assert json.loads(m.payload)["error"] == "not-plugged-in"
+
+
+async def test_broker_restart_bus_carries_on_and_republishes(bus):
+    b, service, broker = bus
+    broker.stop()
+    async with asyncio.timeout(10):
+        while b.connected.is_set():
+            await asyncio.sleep(0.02)
+    # state changes while the broker is away are kept and published after the reconnect
+    await service.bump_charge("charger")
+    broker.start()  # persistence is off: the restarted broker has no retained messages
+    await asyncio.wait_for(b.connected.wait(), 15)
+    assert b.connects == 2
+    m = await first(broker, "flexd/home/devices/charger/dispatches")
+    assert [d["type"] for d in json.loads(m.payload)] == ["BOOST"]
+    assert (await first(broker, STATE)).retain
