@@ -12,7 +12,7 @@ import importlib.util
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from devices.base import InverterAdapter
+from devices.base import BatteryMode, InverterAdapter
 from flexd.clock import ManualClock
 from simulator.faults import Faults
 from simulator.world import SiteWorld
@@ -30,6 +30,8 @@ class Pair:
     clock: ManualClock
     close: Callable[[], Awaitable[None]]
     supported_faults: frozenset[str]
+    # Battery modes the brand can be commanded into; the contract skips the others.
+    modes: frozenset[BatteryMode] = frozenset(BatteryMode)
 
 
 async def make_pair(brand: str, clock: ManualClock) -> Pair:
