@@ -85,6 +85,14 @@ class Metrics:
             "flexd_api_requests_total", "API requests by route and status", "counter"
         )
         self.control_cycles = m("flexd_control_cycles_total", "Control cycles run", "counter")
+        self.cycle_seconds = m(
+            "flexd_control_cycle_seconds", "Real time a site's control cycle took", "summary"
+        )
+        self.replan_latency = m(
+            "flexd_replan_latency_seconds",
+            "Real time from a re-plan request (price update, plug-in, ...) to the stored plan",
+            "summary",
+        )
 
     def _add(self, name: str, help: str, kind: str) -> Metric:
         metric = Metric(name, help, kind)

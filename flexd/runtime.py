@@ -4,6 +4,7 @@ site's current plan and what asked for a re-plan. Shared by the control loop and
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -116,15 +117,21 @@ class SiteRuntime:
     plan_made_at: datetime | None = None
     replan_reasons: set[str] = field(default_factory=set)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # Real (perf_counter) time of the oldest pending re-plan request: re-plan latency is a
+    # processing cost, so it is measured in real seconds, never on the simulated clock.
+    requested_perf: float | None = None
 
     def request_replan(self, reason: str) -> None:
         self.replan_reasons.add(reason)
+        if self.requested_perf is None:
+            self.requested_perf = time.perf_counter()
         self.wake.set()
 
-    def take_reasons(self) -> set[str]:
+    def take_reasons(self) -> tuple[set[str], float | None]:
         reasons, self.replan_reasons = self.replan_reasons, set()
+        requested, self.requested_perf = self.requested_perf, None
         self.wake.clear()
-        return reasons
+        return reasons, requested
 
     def inverters(self) -> list[DeviceRuntime]:
         return [d for d in self.devices.values() if d.kind == "inverter"]

@@ -4,6 +4,7 @@ part of the plan, keep SMART/BOOST dispatches up to date, and close half-hours f
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -46,6 +47,8 @@ class SiteState:
     sent: dict[str, object] = field(default_factory=dict)  # last command per device
     sent_at: dict[str, datetime] = field(default_factory=dict)
     cycles: int = 0
+    last_cycle_s: float = 0.0  # real seconds the last cycle took
+    last_replan_latency_s: float | None = None  # real seconds from request to stored plan
 
 
 class SiteLoop:
@@ -111,8 +114,10 @@ class SiteLoop:
     # --- the cycle ------------------------------------------------------------------------------
 
     async def cycle(self) -> None:
+        began = time.perf_counter()
         now = self.clock.now()
-        reasons = self.site.take_reasons()
+        reasons, requested = self.site.take_reasons()
+        self.state.last_replan_latency_s = None
         slot = half_hour_start(now)
         await self.close_half_hours(now)
         if self.state.last_slot != slot:
@@ -121,12 +126,20 @@ class SiteLoop:
         if self.state.plan is None:
             reasons.add("start")
         await self._complete_dispatches(now)
+        metrics = self.service.metrics
         if reasons:
             await self._replan(now, reasons)
+            if requested is not None:
+                latency = time.perf_counter() - requested
+                self.state.last_replan_latency_s = latency
+                trigger = "prices" if "prices" in reasons else min(reasons)
+                metrics.replan_latency.observe(latency, trigger=trigger)
         sent, not_honoured = await self._dispatch(now)
         self.state.cycles += 1
-        self.service.metrics.control_cycles.inc(site=self.site.config.id)
+        metrics.control_cycles.inc(site=self.site.config.id)
         await self.service.storage.set_kv(f"meter:{self.site.config.id}", self.state.meter.dump())
+        self.state.last_cycle_s = time.perf_counter() - began
+        metrics.cycle_seconds.observe(self.state.last_cycle_s)
         self._log_cycle(now, reasons, sent, not_honoured)
 
     def _log_cycle(self, now: datetime, reasons: set[str], sent: int, not_honoured: int) -> None:

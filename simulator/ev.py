@@ -67,7 +67,12 @@ class EV:
     def advance(self) -> datetime:
         now = self.clock.now()
         if self._t is None:
+            # Events already due before the first step still happen (a plug-in while the
+            # simulator was starting must not be skipped).
             self._t = now
+            for ev in self.events:
+                if ev.at <= now:
+                    self.plugged_in = ev.plugged_in
         while self._t < now:
             step_end = min(now, self._t + timedelta(seconds=self.step_s))
             for ev in [e for e in self.events if self._t < e.at <= step_end]:

@@ -3,6 +3,8 @@
 import asyncio
 import dataclasses
 import itertools
+import os
+import signal
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +21,7 @@ SPEED = 4000.0
 
 
 def config(tmp_path: Path, *, tariff="io-go", inverter="solaredge", charger=True, start, hours,
-           reserve=10, late_minutes=0.0):  # fmt: skip
+           reserve=10, late_minutes=0.0, plug_in="18:00"):  # fmt: skip
     devices = [{"id": "battery", "brand": inverter, "simulate": True, "poll_seconds": 30,
                 "timeout_s": 0.3}]
     if charger:
@@ -27,7 +29,7 @@ def config(tmp_path: Path, *, tariff="io-go", inverter="solaredge", charger=True
             "id": "charger", "brand": "ocpp", "charge_point_id": "CP1", "simulate": True,
             "poll_seconds": 30,
             "ev": {"capacity_kwh": 60, "max_charge_kw": 7.4, "efficiency": 0.9,
-                   "initial_soc_pct": 25, "plug_in_local": "18:00"},
+                   "initial_soc_pct": 25, "plug_in_local": plug_in},
             "preferences": {"weekday_ready_by": "07:00", "weekend_ready_by": "07:00",
                             "target_soc_pct": 80},
         })  # fmt: skip
@@ -191,4 +193,43 @@ async def test_restart_midday_loses_nothing_and_rates_nothing_twice(tmp_path):
     ) as cur:
         (dupes,) = await cur.fetchone()
     assert dupes == 0 and versions_1 > 0
+    await storage.close()
+
+
+async def test_sigterm_mid_night_finishes_writes_and_leaves_devices_safe(tmp_path):
+    # IO Go night: the battery force-charges and the car charges in SMART dispatches (the
+    # plug-in leaves room for the ~10 simulated minutes start-up takes at this speed).
+    start = datetime(2026, 1, 15, 23, 0, tzinfo=UTC)
+    cfg = config(tmp_path, start=start, hours=4, plug_in="23:25")
+    storage = await Storage.open(cfg.database)
+    seen = {}
+
+    async def busy_then_sigterm(d):
+        d.install_signal_handlers()
+        sim = d.backends.sim_sites["home"]
+        world, ev = sim.world, sim.evs["charger"]
+        while True:
+            await asyncio.sleep(0.01)
+            forced = world.effective_mode(world.clock.now())[0] != BatteryMode.SELF_USE
+            if forced and ev.draw_w() > 0:
+                break
+        seen["before"] = (world.effective_mode(world.clock.now())[0], ev.draw_w())
+        seen["at"] = d.clock.now()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    daemon = await run(cfg, start, 4, storage, during=busy_then_sigterm)
+    sim = daemon.backends.sim_sites["home"]
+    world, ev = sim.world, sim.evs["charger"]
+    assert seen["before"][0] != BatteryMode.SELF_USE and seen["before"][1] > 0
+    # Stopped by the signal, long before the run's end.
+    assert daemon.clock.now() < start + timedelta(hours=4)
+    assert world.effective_mode(daemon.clock.now())[0] == BatteryMode.SELF_USE
+    assert ev.draw_w() == 0
+    # Every command was answered (none cut off mid-write) and the database is whole.
+    errors = daemon.metrics.commands_sent.values
+    assert not [k for k in errors if ("outcome", "error") in k], errors
+    # The open half-hour's energy is saved for the restart to carry on from.
+    assert await storage.get_kv("meter:home")
+    async with storage._db.execute("PRAGMA integrity_check") as cur:
+        assert (await cur.fetchone())[0] == "ok"
     await storage.close()
