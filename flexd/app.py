@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sys
 from datetime import UTC, datetime, time, timedelta
@@ -13,11 +14,22 @@ import structlog
 from flexd import logs
 from flexd.backends import Backends
 from flexd.clock import Clock, ScaledClock, SystemClock
-from flexd.config import Config
+from flexd.config import Config, ConfigError, load_config
 from flexd.daemon import Daemon
 from flexd.storage import Storage
 
 LONDON = ZoneInfo("Europe/London")
+
+
+def run_from_file(command: str, path: Path, **options: object) -> int:
+    """``flexd run`` and ``flexd demo``: load the config (exit 2 with one stderr line when it is
+    bad), then run the daemon with ``options`` (the keyword arguments of :func:`run_daemon`)."""
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(f"flexd {command}: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(run_daemon(config, **options))  # type: ignore[arg-type]
 
 
 def default_sim_start(now: datetime) -> datetime:

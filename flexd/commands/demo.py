@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 from pathlib import Path
-
-from flexd.config import ConfigError, load_config
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "flexd.toml"
 
@@ -24,22 +20,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"flexd demo: {exc}", file=sys.stderr)
-        return 2
-    from flexd.app import run_daemon
+    from flexd.app import run_from_file
 
-    return asyncio.run(
-        run_daemon(
-            config,
-            simulate=True,
-            speed=args.speed,
-            hours=args.hours,
-            database=args.database or Path("var") / "flexd-demo.sqlite",
-            fresh_database=args.database is None,
-            api_port=args.api_port,
-            summary=True,
-        )
+    return run_from_file(
+        "demo",
+        args.config,
+        simulate=True,
+        speed=args.speed,
+        hours=args.hours,
+        database=args.database or Path("var") / "flexd-demo.sqlite",
+        fresh_database=args.database is None,
+        api_port=args.api_port,
+        summary=True,
     )

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 from pathlib import Path
-
-from flexd.config import ConfigError, load_config
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,19 +21,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"flexd run: {exc}", file=sys.stderr)
-        return 2
-    from flexd.app import run_daemon
+    from flexd.app import run_from_file
 
-    return asyncio.run(
-        run_daemon(
-            config,
-            simulate=args.simulate,
-            speed=args.speed,
-            hours=args.hours,
-            database=args.database,
-        )
+    return run_from_file(
+        "run",
+        args.config,
+        simulate=args.simulate,
+        speed=args.speed,
+        hours=args.hours,
+        database=args.database,
     )
