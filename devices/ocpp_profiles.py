@@ -61,6 +61,25 @@ def schedule_periods(
     return start, duration, out
 
 
+def _profile(
+    kind: str, schedule: dict[str, Any], profile_id: int, transaction_id: int | None,
+    stack_level: int,
+) -> dict[str, Any]:  # fmt: skip
+    """The profile envelope: a TxProfile bound to the running transaction, else the charger's
+    TxDefaultProfile (which then applies to the next session too)."""
+    profile: dict[str, Any] = {
+        "charging_profile_id": profile_id,
+        "stack_level": stack_level,
+        "charging_profile_purpose": "TxProfile" if transaction_id is not None
+        else "TxDefaultProfile",
+        "charging_profile_kind": kind,
+        "charging_schedule": schedule,
+    }  # fmt: skip
+    if transaction_id is not None:
+        profile["transaction_id"] = transaction_id
+    return profile
+
+
 def charging_profile(
     periods: Sequence[ChargePeriod],
     now: datetime,
@@ -72,25 +91,15 @@ def charging_profile(
     voltage: float = NOMINAL_V,
     stack_level: int = 1,
 ) -> dict[str, Any]:
-    """A TxProfile when a transaction runs, else a TxDefaultProfile."""
+    """An Absolute profile from now: the plan's periods, zero between and after them."""
     start, duration, sched = schedule_periods(periods, now, unit, phases, voltage)
-    profile: dict[str, Any] = {
-        "charging_profile_id": profile_id,
-        "stack_level": stack_level,
-        "charging_profile_purpose": "TxProfile"
-        if transaction_id is not None
-        else "TxDefaultProfile",
-        "charging_profile_kind": "Absolute",
-        "charging_schedule": {
-            "charging_rate_unit": unit,
-            "start_schedule": _iso(start),
-            "duration": duration,
-            "charging_schedule_period": sched,
-        },
+    schedule = {
+        "charging_rate_unit": unit,
+        "start_schedule": _iso(start),
+        "duration": duration,
+        "charging_schedule_period": sched,
     }
-    if transaction_id is not None:
-        profile["transaction_id"] = transaction_id
-    return profile
+    return _profile("Absolute", schedule, profile_id, transaction_id, stack_level)
 
 
 def constant_profile(
@@ -98,27 +107,10 @@ def constant_profile(
     phases: int = 1, voltage: float = NOMINAL_V, stack_level: int = 1,
 ) -> dict[str, Any]:  # fmt: skip
     """A relative profile with one limit and no end: charge now, or pause with 0."""
-    profile: dict[str, Any] = {
-        "charging_profile_id": profile_id,
-        "stack_level": stack_level,
-        "charging_profile_purpose": "TxProfile"
-        if transaction_id is not None
-        else "TxDefaultProfile",
-        "charging_profile_kind": "Relative",
-        "charging_schedule": {
-            "charging_rate_unit": unit,
-            "charging_schedule_period": [
-                {
-                    "start_period": 0,
-                    "limit": limit_for(power_w, unit, phases, voltage),
-                    "number_phases": phases,
-                }
-            ],
-        },
-    }
-    if transaction_id is not None:
-        profile["transaction_id"] = transaction_id
-    return profile
+    period = {"start_period": 0, "limit": limit_for(power_w, unit, phases, voltage),
+              "number_phases": phases}  # fmt: skip
+    schedule = {"charging_rate_unit": unit, "charging_schedule_period": [period]}
+    return _profile("Relative", schedule, profile_id, transaction_id, stack_level)
 
 
 def limit_at(
