@@ -36,6 +36,24 @@ async def solaredge(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter
     return adapter
 
 
+async def givenergy(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter:
+    from devices.givenergy import GivEnergyAdapter
+
+    host, port = dev.host, dev.port or 8899
+    if b.simulated(dev):
+        from simulator.givenergy import GivEnergySimulator
+
+        sim = GivEnergySimulator(b.sim_site(site).world)
+        host, port = "127.0.0.1", await sim.start()
+        b.on_close(sim.stop)
+    address = int(dev.options.get("device_address", 0x11))
+    adapter = GivEnergyAdapter(
+        host, port, b.clock, timeout_s=dev.timeout_s, device_address=address
+    )
+    b.on_close(adapter.close)
+    return adapter
+
+
 def next_local(after: datetime, hhmm: str) -> datetime:
     """The next local wall-clock ``hhmm`` after ``after`` (UTC)."""
     t = time.fromisoformat(hhmm)
@@ -104,6 +122,7 @@ async def ocpp(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter:
 
 
 BUILDERS: dict[str, Builder] = {
+    "givenergy": givenergy,
     "solaredge": solaredge,
     "ocpp": ocpp,
 }

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 import rating
 from devices.base import BatteryMode
 from flexd.backends import Backends
@@ -105,9 +107,11 @@ async def test_io_go_night_reaches_target_with_smart_dispatches_only(tmp_path):
     await storage.close()
 
 
-async def test_io_flux_day_exports_in_the_peak_and_keeps_the_reserve(tmp_path):
+@pytest.mark.parametrize("inverter", ["solaredge", "givenergy"])
+async def test_io_flux_day_exports_in_the_peak_and_keeps_the_reserve(tmp_path, inverter):
     start = datetime(2026, 6, 15, 11, 0, tzinfo=UTC)  # noon BST
-    cfg = config(tmp_path, tariff="io-flux", charger=False, start=start, hours=9, reserve=20)
+    cfg = config(tmp_path, tariff="io-flux", charger=False, start=start, hours=9, reserve=20,
+                 inverter=inverter)  # fmt: skip
     storage = await Storage.open(cfg.database)
     lowest = []
 
