@@ -168,6 +168,13 @@ class CommandResult:
 # --- the interfaces -------------------------------------------------------------------------
 
 
+def battery_modes(adapter: object) -> frozenset[BatteryMode]:
+    """The battery modes an adapter can put its device in: ``battery_modes`` where the brand
+    lacks some (a Powerwall cannot export at a set power), else all of them."""
+    modes = getattr(adapter, "battery_modes", None)
+    return modes if isinstance(modes, frozenset) else frozenset(BatteryMode)
+
+
 @runtime_checkable
 class InverterAdapter(Protocol):
     brand: ClassVar[str]

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from flexd.backends import Backends
 
 LONDON = ZoneInfo("Europe/London")
+FLEET_API_EU = "https://fleet-api.prd.eu.vn.cloud.tesla.com"
 Adapter = InverterAdapter | ChargerAdapter
 Builder = Callable[["Backends", SiteConfig, DeviceConfig], Awaitable[Adapter]]
 
@@ -49,6 +50,38 @@ async def givenergy(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter
     address = int(dev.options.get("device_address", 0x11))
     adapter = GivEnergyAdapter(
         host, port, b.clock, timeout_s=dev.timeout_s, device_address=address
+    )
+    b.on_close(adapter.close)
+    return adapter
+
+
+async def powerwall(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter:
+    import ssl
+
+    from devices.powerwall import PowerwallAdapter
+
+    host, port = dev.host, dev.port or 443
+    opts = dev.options
+    fleet_url: str | None = str(opts.get("fleet_url", FLEET_API_EU))
+    site_id = str(opts.get("energy_site_id", ""))
+    password, fleet_token = dev.secrets.get("password", ""), dev.secrets.get("fleet_token", "")
+    # The gateway presents its own self-signed certificate: trust the file given, else none.
+    ca = opts.get("gateway_ca")
+    gateway_ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca)) if ca else False
+    if b.simulated(dev):
+        from simulator.powerwall import PowerwallSimulator, powerwall_world
+
+        world = b.sim_site(site).world
+        world.battery = powerwall_world(b.clock).battery
+        sim = PowerwallSimulator(world)
+        host, port = "127.0.0.1", await sim.start()
+        b.on_close(sim.stop)
+        password, fleet_token, site_id, fleet_url = sim.password, sim.fleet_token, sim.site_id, None
+        gateway_ssl = sim.site.client_context()
+    adapter = PowerwallAdapter(
+        host, port, b.clock, password=password, fleet_token=fleet_token, site_id=site_id,
+        fleet_url=fleet_url, ssl_context=gateway_ssl, email=str(opts.get("email", "")),
+        timeout_s=dev.timeout_s,
     )
     b.on_close(adapter.close)
     return adapter
@@ -124,5 +157,6 @@ async def ocpp(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter:
 BUILDERS: dict[str, Builder] = {
     "givenergy": givenergy,
     "solaredge": solaredge,
+    "powerwall": powerwall,
     "ocpp": ocpp,
 }

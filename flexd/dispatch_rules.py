@@ -25,7 +25,15 @@ class PlanSlot:
     ev_kwh: float
 
 
-def inverter_command(slot: PlanSlot) -> SetBatteryMode:
+def inverter_command(
+    slot: PlanSlot, modes: frozenset[BatteryMode] = frozenset(BatteryMode)
+) -> SetBatteryMode:
+    """The plan's mode for this slot, or self-use where the device cannot do that mode."""
+    cmd = _plan_mode(slot)
+    return cmd if cmd.mode in modes else SetBatteryMode(BatteryMode.SELF_USE)
+
+
+def _plan_mode(slot: PlanSlot) -> SetBatteryMode:
     """The battery mode that makes the inverter do what the plan wants in this slot.
 
     Self-use already does the right thing whenever the plan only moves PV surplus into the

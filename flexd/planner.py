@@ -14,7 +14,7 @@ import numpy as np
 import structlog
 
 import rating
-from devices.base import ChargerState, InverterState
+from devices.base import BatteryMode, ChargerState, InverterState, battery_modes
 from flexd.forecast import ProfileForecaster
 from flexd.metering import half_hour_start
 from flexd.plan_result import PlanResult
@@ -136,6 +136,7 @@ class Planner:
         soc = max(0.0, min(cap, cap * st.battery_soc_pct / 100))
         reserve = cap * site.config.reserve_pct / 100
         opts = inverter.config.options
+        modes = battery_modes(inverter.adapter)
         return Battery(
             capacity_kwh=cap,
             soc_kwh=soc,
@@ -145,6 +146,8 @@ class Planner:
             charge_efficiency=float(opts.get("charge_efficiency", 0.95)),
             discharge_efficiency=float(opts.get("discharge_efficiency", 0.95)),
             final_soc_kwh_min=max(reserve, min(soc, cap)) if soc >= reserve else soc,
+            grid_charge=BatteryMode.FORCE_CHARGE in modes,
+            grid_export=BatteryMode.FORCE_DISCHARGE in modes,
         )
 
     def _ev(self, d: DeviceRuntime, now: datetime, start: datetime, n: int) -> EV:

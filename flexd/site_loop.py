@@ -21,6 +21,7 @@ from devices.base import (
     InverterCommand,
     InverterState,
     StopCharging,
+    battery_modes,
 )
 from devices.errors import DeviceError
 from devices.retry import with_timeout
@@ -268,7 +269,7 @@ class SiteLoop:
                 continue
             command: InverterCommand | ChargerCommand | None = None
             if dev.kind == "inverter" and i is not None:
-                command = inverter_command(plan.slot(i))
+                command = inverter_command(plan.slot(i), battery_modes(dev.adapter))
             elif dev.kind == "charger":
                 command = await self._charger_command(dev, now, plan)
             if command is None:

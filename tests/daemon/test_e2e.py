@@ -237,3 +237,18 @@ async def test_sigterm_mid_night_finishes_writes_and_leaves_devices_safe(tmp_pat
     async with storage._db.execute("PRAGMA integrity_check") as cur:
         assert (await cur.fetchone())[0] == "ok"
     await storage.close()
+
+
+async def test_powerwall_site_covers_the_peak_without_being_asked_to_export(tmp_path):
+    # A Powerwall cannot export at a set power: the plan must not ask it to, and self-use
+    # must carry the house through the evening peak on the battery.
+    start = datetime(2026, 1, 15, 15, 0, tzinfo=UTC)
+    cfg = config(tmp_path, inverter="powerwall", charger=False, start=start, hours=3, reserve=20)
+    storage = await Storage.open(cfg.database)
+    daemon = await run(cfg, start, 3, storage)
+    sent = daemon.metrics.commands_sent.values
+    assert sent and not [k for k in sent if ("outcome", "error") in k], sent
+    readings = await storage.readings("M1", start, start + timedelta(hours=3))
+    peak_import = sum(r.kwh for r in readings if r.register == "import" and 16 <= r.start.hour < 18)
+    assert peak_import < Decimal("0.5")  # the battery covered 16:00-18:00 GMT
+    await storage.close()

@@ -32,6 +32,8 @@ class Pair:
     supported_faults: frozenset[str]
     # Battery modes the brand can be commanded into; the contract skips the others.
     modes: frozenset[BatteryMode] = frozenset(BatteryMode)
+    # False where the brand charges at its own rate whatever power is asked (Powerwall).
+    power_settable: bool = True
 
 
 async def make_pair(brand: str, clock: ManualClock) -> Pair:
