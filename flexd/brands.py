@@ -87,6 +87,32 @@ async def powerwall(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter
     return adapter
 
 
+async def enphase(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter:
+    import ssl
+
+    from devices.enphase import EnphaseAdapter
+
+    host, port = dev.host, dev.port or 443
+    token = dev.secrets.get("token", "")
+    # The gateway's certificate is its own (self-signed): trust the file given, else none.
+    ca = dev.options.get("gateway_ca")
+    gateway_ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca)) if ca else False
+    if b.simulated(dev):
+        from simulator.enphase import EnphaseSimulator, enphase_world
+
+        world = b.sim_site(site).world
+        world.battery = enphase_world(b.clock).battery
+        sim = EnphaseSimulator(world)
+        host, port = "127.0.0.1", await sim.start()
+        b.on_close(sim.stop)
+        token, gateway_ssl = sim.token, sim.site.client_context()
+    adapter = EnphaseAdapter(
+        host, port, b.clock, token=token, ssl_context=gateway_ssl, timeout_s=dev.timeout_s
+    )
+    b.on_close(adapter.close)
+    return adapter
+
+
 def next_local(after: datetime, hhmm: str) -> datetime:
     """The next local wall-clock ``hhmm`` after ``after`` (UTC)."""
     t = time.fromisoformat(hhmm)
@@ -158,5 +184,6 @@ BUILDERS: dict[str, Builder] = {
     "givenergy": givenergy,
     "solaredge": solaredge,
     "powerwall": powerwall,
+    "enphase": enphase,
     "ocpp": ocpp,
 }

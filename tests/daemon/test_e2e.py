@@ -239,11 +239,14 @@ async def test_sigterm_mid_night_finishes_writes_and_leaves_devices_safe(tmp_pat
     await storage.close()
 
 
-async def test_powerwall_site_covers_the_peak_without_being_asked_to_export(tmp_path):
-    # A Powerwall cannot export at a set power: the plan must not ask it to, and self-use
-    # must carry the house through the evening peak on the battery.
+@pytest.mark.parametrize("inverter", ["powerwall", "enphase"])
+async def test_battery_without_export_covers_the_peak_and_is_never_asked_to_export(
+    tmp_path, inverter
+):
+    # A Powerwall or an IQ Battery cannot export at a set power: the plan must not ask it to,
+    # and self-use must carry the house through the evening peak on the battery.
     start = datetime(2026, 1, 15, 15, 0, tzinfo=UTC)
-    cfg = config(tmp_path, inverter="powerwall", charger=False, start=start, hours=3, reserve=20)
+    cfg = config(tmp_path, inverter=inverter, charger=False, start=start, hours=3, reserve=20)
     storage = await Storage.open(cfg.database)
     daemon = await run(cfg, start, 3, storage)
     sent = daemon.metrics.commands_sent.values
