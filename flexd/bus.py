@@ -2,6 +2,12 @@
 
 The bus never stops the daemon: while the broker is away it keeps the latest retained payload of
 every topic and republishes them all on reconnect, retrying with jittered, capped backoff.
+
+Every site's ``<prefix>/<site>/status`` is "online" while the daemon runs and "offline" when it
+stops or dies. MQTT gives one Last Will per connection, so the main connection carries the first
+site's will and one small extra connection per further site carries that site's: if the daemon
+dies, the broker sees every connection drop and publishes every will. A clean stop publishes
+"offline" for every site itself.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from flexd.service import Conflict, Event, NotFound, Service
 log = logging.getLogger("flexd.bus")
 
 RETAINED_KINDS = {"state", "plan", "dispatches"}
+SITE_KINDS = {"tariff"}  # retained, one per site: <prefix>/<site>/<kind>
 
 
 def _dump(payload: Any) -> str:
@@ -73,6 +80,8 @@ class MqttBus:
             self.retained[self._t(event.site, "devices", event.subject, event.kind)] = _dump(
                 event.payload
             )
+        elif event.kind in SITE_KINDS:
+            self.retained[self._t(event.site, event.kind)] = _dump(event.payload)
         elif event.kind == "rated":
             self.pending.append((self._t(event.site, "meters", event.subject, "rated"),
                                  _dump(event.payload)))  # fmt: skip
@@ -81,27 +90,30 @@ class MqttBus:
     # --- the loop ---------------------------------------------------------------------------
 
     def _snapshot(self) -> None:
-        """Current device views into the retained map, so a reconnect publishes fresh state."""
+        """Current device views into the retained map, so a reconnect publishes fresh state.
+        (Plans arrive as events already cut to the next 24 h; the site's full plan is never
+        published.)"""
         now = self.service.clock.now()
         for sid in self.sites:
-            site = self.service.sites[sid]
-            for dev in site.devices.values():
+            for dev in self.service.sites[sid].devices.values():
                 self.retained[self._t(sid, "devices", dev.id, "state")] = _dump(dev.view(now))
-            if site.plan is not None:
-                for dev_id in site.devices:
-                    self.retained.setdefault(self._t(sid, "devices", dev_id, "plan"),
-                                             _dump(site.plan))  # fmt: skip
 
-    def _client_for(self) -> aiomqtt.Client:
-        will = aiomqtt.Will(self.status_topic(self.sites[0]), "offline", qos=1, retain=True)
-        tls = ssl.create_default_context() if self.config.tls else None
+    def _tls(self) -> ssl.SSLContext | None:
+        if not self.config.tls:
+            return None
+        ca = self.config.tls_ca_file
+        return ssl.create_default_context(cafile=str(ca) if ca is not None else None)
+
+    def _client_for(self, site: str, suffix: str = "") -> aiomqtt.Client:
+        will = aiomqtt.Will(self.status_topic(site), "offline", qos=1, retain=True)
         return aiomqtt.Client(
             self.config.host,
             self.config.port,
+            identifier=f"flexd-{site}{suffix}-{random.getrandbits(32):08x}",
             username=self.config.username,
             password=self.config.password,
             will=will,
-            tls_context=tls,
+            tls_context=self._tls(),
             timeout=5,
         )
 
@@ -110,10 +122,18 @@ class MqttBus:
         delay = self.backoff_s
         while True:
             try:
-                async with self._client_for() as client:
+                async with contextlib.AsyncExitStack() as stack:
+                    client = await stack.enter_async_context(self._client_for(self.sites[0]))
+                    # One will-holder connection per further site (see the module docstring).
+                    for sid in self.sites[1:]:
+                        await stack.enter_async_context(self._client_for(sid, "-will"))
                     self._client = client
                     delay = self.backoff_s
-                    await self._session(client)
+                    try:
+                        await self._session(client)
+                    except asyncio.CancelledError:
+                        await self._say_offline(client)
+                        raise
             except* aiomqtt.MqttError as eg:  # the session's TaskGroup wraps it in a group
                 log.warning("mqtt broker unavailable: %s", eg.exceptions[0])
             finally:
@@ -123,6 +143,13 @@ class MqttBus:
             # simulated or frozen in tests.
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(self.backoff_cap_s, delay * 2)
+
+    async def _say_offline(self, client: aiomqtt.Client) -> None:
+        """A clean stop: every site offline now (the wills only fire on a dropped link)."""
+        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+            async with asyncio.timeout(2):
+                for sid in self.sites:
+                    await client.publish(self.status_topic(sid), "offline", qos=1, retain=True)
 
     async def _session(self, client: aiomqtt.Client) -> None:
         for sid in self.sites:
@@ -220,6 +247,20 @@ class MqttBus:
 
     async def _discovery(self, client: aiomqtt.Client, site: str) -> None:
         """Home Assistant MQTT discovery: the main sensors and a bump-charge button."""
+        node = f"flexd_{site}".replace("-", "_")
+        device = {"identifiers": [node], "name": f"flexd {site}", "manufacturer": "flexd"}
+        price = {"unit_of_measurement": "p/kWh", "state_class": "measurement"}
+        for key, template, extra in (
+            ("band", "{{ value_json.band }}", {"icon": "mdi:clock-outline"}),
+            ("import_price", "{{ value_json.import_price_p }}", price),
+            ("export_price", "{{ value_json.export_price_p }}", price),
+        ):
+            cfg = {"name": key.replace("_", " "), "unique_id": f"{node}_{key}",
+                   "state_topic": self._t(site, "tariff"), "value_template": template,
+                   "device": device, "availability_topic": self.status_topic(site),
+                   **extra}  # fmt: skip
+            await client.publish(f"homeassistant/sensor/{node}/{key}/config", _dump(cfg),
+                                 qos=1, retain=True)  # fmt: skip
         for dev in self.service.sites[site].devices.values():
             base = self._t(site, "devices", dev.id)
             node = f"flexd_{site}_{dev.id}".replace("-", "_")
@@ -232,9 +273,11 @@ class MqttBus:
                 ("next_dispatch", "{{ (value_json | selectattr('status','eq','planned') | list "
                  "| first | default({})).get('start') }}", {"device_class": "timestamp"}),
             ]  # fmt: skip
+            soc = {"unit_of_measurement": "%", "device_class": "battery"}
             if dev.kind == "charger":
-                soc = {"unit_of_measurement": "%", "device_class": "battery"}
                 sensors.append(("soc", "{{ value_json.soc_pct }}", soc))
+            else:
+                sensors.append(("soc", "{{ value_json.state.battery_soc_pct }}", soc))
             for key, template, extra in sensors:
                 topic = f"{base}/dispatches" if key == "next_dispatch" else f"{base}/state"
                 cfg = {"name": key.replace("_", " "), "unique_id": f"{node}_{key}",

@@ -98,6 +98,7 @@ class MqttConfig:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     tls: bool = False
+    tls_ca_file: Path | None = None  # trust this CA for the broker (else the system's)
     ha_discovery: bool = True
     prefix: str = "flexd"
 
@@ -365,6 +366,7 @@ def parse_config(
             username=_secret(mqtt, "username", "mqtt.", env),
             password=_secret(mqtt, "password", "mqtt.", env),
             tls=bool(_get(mqtt, "tls", bool, "mqtt.", False)),
+            tls_ca_file=rel(_get(mqtt, "tls_ca_file", str, "mqtt.", None)),
             ha_discovery=bool(_get(mqtt, "ha_discovery", bool, "mqtt.", True)),
             prefix=_get(mqtt, "prefix", str, "mqtt.", "flexd"),
         ),

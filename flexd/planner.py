@@ -31,24 +31,31 @@ MAX_SLOTS = 7 * 48
 EPS = 1e-4
 
 
+def tariff_band(tariff: rating.Tariff, t: datetime) -> str:
+    """The tariff's fixed-rate band for the half-hour at ``t`` (Agile has none: "agile")."""
+    local = t.astimezone(LONDON)
+    minute = local.hour * 60 + local.minute
+    w = tariff.windows
+    if tariff.kind in ("io-go", "io-go-capped"):
+        return "off-peak" if w["off-peak"].contains(minute) else "peak"
+    if tariff.kind in ("io-flux", "flux"):
+        if w["peak"].contains(minute):
+            return "peak"
+        if tariff.kind == "flux" and not w["off-peak"].contains(minute):
+            return "day"
+        return "off-peak"
+    return "agile"
+
+
 def tariff_fallback(tariff: rating.Tariff) -> Callable[[datetime], tuple[Decimal, Decimal]]:
     """The tariff's fixed rates per half-hour: what to plan on when prices are missing."""
-
-    def band_rate(register: str, band: str, default: Decimal) -> Decimal:
-        return tariff.rates.get(register, {}).get(band, default)
+    exp_flat = tariff.rates.get("export", {}).get("export", Decimal(0))
 
     def rates(t: datetime) -> tuple[Decimal, Decimal]:
-        local = t.astimezone(LONDON)
-        minute = local.hour * 60 + local.minute
-        w = tariff.windows
-        exp_flat = band_rate("export", "export", Decimal(0))
+        band = tariff_band(tariff, t)
         if tariff.kind in ("io-go", "io-go-capped"):
-            band = "off-peak" if w["off-peak"].contains(minute) else "peak"
             return tariff.rate("import", band), exp_flat
         if tariff.kind in ("io-flux", "flux"):
-            band = "peak" if w["peak"].contains(minute) else "off-peak"
-            if tariff.kind == "flux" and band == "off-peak" and not w["off-peak"].contains(minute):
-                band = "day"
             return tariff.rate("import", band), tariff.rate("export", band)
         return Decimal("25"), exp_flat  # Agile with no prices at all: a neutral flat guess
 
@@ -62,6 +69,22 @@ class Planner:
         self.fallback = tariff_fallback(tariff)
         self.forecaster = ProfileForecaster()
         self.solver = HighsPlanner()
+
+    def now_view(self, now: datetime, smart: bool = False) -> dict[str, object]:
+        """The band and prices of the half-hour now, for displays (MQTT, Home Assistant).
+        On IO Go a SMART dispatch running now makes the half-hour smart-charge."""
+        slot = now.replace(minute=30 if now.minute >= 30 else 0, second=0, microsecond=0)
+        imp, exp, missing = self.prices.series(slot, 1, self.fallback)
+        band = tariff_band(self.tariff, slot)
+        if smart and self.tariff.kind in ("io-go", "io-go-capped"):
+            band = "smart-charge"
+        return {
+            "slot_start": slot.isoformat().replace("+00:00", "Z"),
+            "band": band,
+            "import_price_p": float(imp[0]),
+            "export_price_p": float(exp[0]),
+            "price_source": "tariff" if missing else "prices",
+        }
 
     def plan(
         self,

@@ -50,6 +50,7 @@ class SiteState:
     cycles: int = 0
     last_cycle_s: float = 0.0  # real seconds the last cycle took
     last_replan_latency_s: float | None = None  # real seconds from request to stored plan
+    tariff_view: dict[str, object] | None = None  # the band and prices now, as last published
 
 
 class SiteLoop:
@@ -138,10 +139,22 @@ class SiteLoop:
         sent, not_honoured = await self._dispatch(now)
         self.state.cycles += 1
         metrics.control_cycles.inc(site=self.site.config.id)
+        await self._publish_tariff_now(now)
         await self.service.storage.set_kv(f"meter:{self.site.config.id}", self.state.meter.dump())
         self.state.last_cycle_s = time.perf_counter() - began
         metrics.cycle_seconds.observe(self.state.last_cycle_s)
         self._log_cycle(now, reasons, sent, not_honoured)
+
+    async def _publish_tariff_now(self, now: datetime) -> None:
+        plan = self.state.plan
+        smart = plan is not None and any(
+            s <= now < e for spans in plan.ev_dispatches.values() for s, e, _ in spans
+        )
+        view = self.planner.now_view(now, smart)
+        if view != self.state.tariff_view:
+            self.state.tariff_view = view
+            sid = self.site.config.id
+            await self.service.emit(Event("tariff", sid, sid, view))
 
     def _log_cycle(self, now: datetime, reasons: set[str], sent: int, not_honoured: int) -> None:
         fields: dict[str, Any] = {"at": now.isoformat(), "sent": sent}

@@ -39,14 +39,17 @@ def _mosquitto_binary() -> str | None:
 class Broker:
     """A private mosquitto on a free loopback port that a test may stop and start again."""
 
-    def __init__(self, binary: str, workdir: Path) -> None:
+    def __init__(self, binary: str, workdir: Path, tls: tuple[Path, Path] | None = None) -> None:
         self.binary = binary
         self.host = "127.0.0.1"
         self.port = free_port()
         self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        )
+        conf = f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        if tls is not None:
+            conf += f"certfile {tls[0]}\nkeyfile {tls[1]}\n"
+            if os.geteuid() == 0:  # else mosquitto drops to its own user, who cannot read tmp
+                conf += "user root\n"
+        self.conf.write_text(conf)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -71,15 +74,45 @@ class Broker:
             self.proc = None
 
 
-@pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[Broker]:
-    """A real broker per test. Skips if mosquitto is absent, unless CI requires it."""
+def _require_mosquitto() -> str:
     binary = _mosquitto_binary()
     if binary is None:
         if os.environ.get("FLEXD_REQUIRE_MOSQUITTO"):
             pytest.fail("mosquitto is required (FLEXD_REQUIRE_MOSQUITTO) but not installed")
         pytest.skip("mosquitto not installed")
-    broker = Broker(binary, tmp_path)
+    return binary
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """cert.pem and key.pem for 127.0.0.1, made with the openssl command."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Broker]:
+    """A real broker per test. Skips if mosquitto is absent, unless CI requires it."""
+    broker = Broker(_require_mosquitto(), tmp_path)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def mosquitto_tls(tmp_path: Path) -> Iterator[Broker]:
+    """A real broker that speaks only TLS, with a self-signed certificate (broker.cafile)."""
+    binary = _require_mosquitto()
+    cert, key = self_signed(tmp_path)
+    broker = Broker(binary, tmp_path, tls=(cert, key))
+    broker.cafile = cert  # type: ignore[attr-defined]
     broker.start()
     try:
         yield broker
