@@ -76,10 +76,13 @@ def build_pulp(p: Problem) -> tuple[pulp.LpProblem, dict[str, list[pulp.LpVariab
                 soc[t] == prev + b.charge_efficiency * bc[t] - bd[t] * (1 / b.discharge_efficiency),
                 f"soc_{t}",
             )
-            if p.import_price_p[t] < 0:
-                y = pulp.LpVariable(f"y_charge_{t}", cat="Binary")
-                prob += bc[t] <= b.charge_kw * h * y
-                prob += bd[t] <= b.discharge_kw * h * (1 - y)
+            # Charging and discharging at once can pay in ways no simple price test foresees
+            # (burning energy in the losses at negative prices, dodging a curtailment, working
+            # round a discharge limit), so the reference forbids it in every slot: it is the
+            # exact model HiGHS's LP-then-binaries path is checked against.
+            y = pulp.LpVariable(f"y_charge_{t}", cat="Binary")
+            prob += bc[t] <= b.charge_kw * h * y
+            prob += bd[t] <= b.discharge_kw * h * (1 - y)
         objective += pulp.lpSum(WEAR_P * bd[t] for t in T) - b.value_p_per_kwh * soc[-1]
     periods = midday_periods(p)
     for e_i, ev in enumerate(p.evs):
