@@ -69,23 +69,21 @@ class EnphaseSimulator:
         self.reverts = 0
         self._previous: dict[str, Any] | None = None
         self._changed_at: datetime | None = None
-        self._release = asyncio.Event()
-        app = web.Application(middlewares=[self._guard])
-        r = app.router
+        self.site = HttpsSite(self.faults, "enphase")
+        self.site.app.middlewares.append(self._guard)
+        r = self.site.app.router
         r.add_get("/ivp/meters", self._meters)
         r.add_get("/ivp/meters/readings", self._readings)
         r.add_get("/ivp/ensemble/secctrl", self._secctrl)
         r.add_get("/ivp/ensemble/power", self._power)
         r.add_get("/admin/lib/tariff", self._get_tariff)
         r.add_put("/admin/lib/tariff", self._put_tariff)
-        self.site = HttpsSite(app, "enphase")
         self._apply()
 
     async def start(self, port: int = 0) -> int:
         return await self.site.start(port)
 
     async def stop(self) -> None:
-        self._release.set()
         await self.site.stop()
 
     # --- the world ----------------------------------------------------------------------------
@@ -119,12 +117,6 @@ class EnphaseSimulator:
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self.faults.refuse_connections:
-            if request.transport is not None:
-                request.transport.close()
-            return web.Response(status=503)
-        if self.faults.hang:
-            await self._release.wait()
         bearer = request.headers.get("Authorization") == f"Bearer {self.token}"
         if self.faults.expire_token or not bearer:
             return web.Response(status=401, text="Unauthorized")

@@ -46,9 +46,8 @@ class PowerwallSimulator:
         self.password, self.fleet_token, self.site_id = password, fleet_token, site_id
         self.settings = P.SiteSettings("self_consumption", world.reserve_pct, False, "pv_only")
         self._tokens: set[str] = set()
-        self._release = asyncio.Event()
-        app = web.Application(middlewares=[self._faults])
-        r = app.router
+        self.site = HttpsSite(self.faults, "powerwall")
+        r = self.site.app.router
         r.add_post("/api/login/Basic", self._login)
         r.add_get("/api/meters/aggregates", self._local(self._aggregates))
         r.add_get("/api/system_status/soe", self._local(self._soe))
@@ -59,14 +58,12 @@ class PowerwallSimulator:
         r.add_get(f"{base}/site_info", self._fleet(self._site_info))
         for name in ("operation", "backup", "grid_import_export"):
             r.add_post(f"{base}/{name}", self._fleet(self._control))
-        self.site = HttpsSite(app, "powerwall")
         self._apply()
 
     async def start(self, port: int = 0) -> int:
         return await self.site.start(port)
 
     async def stop(self) -> None:
-        self._release.set()
         await self.site.stop()
 
     # --- the world ---------------------------------------------------------------------------
@@ -80,17 +77,7 @@ class PowerwallSimulator:
             self.world.set_mode(BatteryMode.SELF_USE)
         self.world.set_reserve(min(s.backup_reserve_pct, 100.0))
 
-    # --- middleware and auth -------------------------------------------------------------------
-
-    @web.middleware
-    async def _faults(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self.faults.refuse_connections:
-            if request.transport is not None:
-                request.transport.close()
-            return web.Response(status=503)
-        if self.faults.hang:
-            await self._release.wait()
-        return await handler(request)
+    # --- auth -------------------------------------------------------------------
 
     def _local(self, handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:

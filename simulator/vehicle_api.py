@@ -22,10 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
-import socket
-import ssl
-import tempfile
 from pathlib import Path
 
 from aiohttp import web
@@ -33,21 +29,7 @@ from aiohttp import web
 from flexd.clock import Clock, SystemClock
 from simulator.ev import EV
 from simulator.faults import Faults
-
-
-async def make_self_signed(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
-    """Write ``cert.pem`` and ``key.pem`` for ``host`` into ``directory`` with the openssl CLI."""
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    proc = await asyncio.create_subprocess_exec(
-        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
-        "-subj", f"/CN={host}", "-addext", f"subjectAltName=IP:{host}",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    _, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"openssl failed: {err.decode(errors='replace').strip()}")
-    return cert, key
+from simulator.https_site import HttpsSite
 
 
 class VehicleApiSimulator:
@@ -62,21 +44,22 @@ class VehicleApiSimulator:
         self.tokens_issued = 0
         self.charge_limit_soc = charge_limit_soc
         self.faults = faults or Faults()
-        self.port = 0
         self.requests = 0
-        self._dir: Path | None = None
-        self._runner: web.AppRunner | None = None
-        self._release = asyncio.Event()
+        self.site = HttpsSite(self.faults, "vehicle-api")
+        self.site.app.router.add_get("/api/1/vehicles/{vin}/vehicle_data", self._vehicle_data)
+        self.site.app.router.add_post("/oauth2/v3/token", self._token)
+
+    @property
+    def port(self) -> int:
+        return self.site.port
 
     @property
     def cafile(self) -> Path:
-        if self._dir is None:
-            raise RuntimeError("the simulator is not started")
-        return self._dir / "cert.pem"
+        return self.site.cafile
 
     @property
     def base_url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return self.site.base_url
 
     def charge_state(self) -> dict[str, object]:
         self.ev.advance()
@@ -118,12 +101,6 @@ class VehicleApiSimulator:
 
     async def _vehicle_data(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
-        if self.faults.refuse_connections:
-            if request.transport is not None:
-                request.transport.close()
-            return web.Response(status=503)
-        if self.faults.hang:
-            await self._release.wait()
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return web.json_response({"error": "invalid bearer token"}, status=401)
         if self.faults.expire_token:
@@ -144,29 +121,10 @@ class VehicleApiSimulator:
 
     async def start(self, port: int = 0) -> int:
         """Serve on 127.0.0.1 (port 0: a free one) and return the port."""
-        self._dir = Path(tempfile.mkdtemp(prefix="flexd-vehicle-api-"))
-        cert, key = await make_self_signed(self._dir)
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(cert, key)
-        app = web.Application()
-        app.router.add_get("/api/1/vehicles/{vin}/vehicle_data", self._vehicle_data)
-        app.router.add_post("/oauth2/v3/token", self._token)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", port))
-        self.port = int(sock.getsockname()[1])
-        await web.SockSite(self._runner, sock, ssl_context=ctx).start()
-        return self.port
+        return await self.site.start(port)
 
     async def stop(self) -> None:
-        self._release.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+        await self.site.stop()
 
 
 async def run_cli(argv: list[str]) -> None:
