@@ -182,10 +182,14 @@ def _union(a: Binaries, b: Binaries) -> Binaries:
     )
 
 
-def solve_highs(p: Problem, h: highspy.Highs | None = None) -> Schedule:
+def solve_highs(
+    p: Problem, h: highspy.Highs | None = None, mip_abs_gap_p: float = 0.0
+) -> Schedule:
     """LP first; if it breaks a disjunction, add the binaries the data says may bind (and any
     the LP broke) and solve the MIP; repeat until nothing new breaks."""
     h = h or _new_highs()
+    if mip_abs_gap_p > 0:
+        h.setOptionValue("mip_abs_gap", mip_abs_gap_p)
     bins = Binaries()
     for attempt in range(6):
         if attempt == 5:  # never seen: every disjunction as a binary
@@ -208,7 +212,10 @@ class HighsPlanner:
     binaries is solved afresh (and the live model is not reused for it).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, mip_abs_gap_p: float = 0.0) -> None:
+        """``mip_abs_gap_p``: where binaries are needed, stop once the plan is proven within
+        this many pence of the best (0: prove it optimal)."""
+        self.mip_abs_gap_p = mip_abs_gap_p
         self._h = _new_highs()
         self._shape: Hashable | None = None
         self._model: LpModel | None = None
@@ -250,5 +257,5 @@ class HighsPlanner:
         x, obj, _ = _run(self._h)
         if needed_binaries(p, m, x, Binaries()).any:
             self._shape = None  # the live model is LP-only; the MIP path builds its own
-            return solve_highs(p)
+            return solve_highs(p, mip_abs_gap_p=self.mip_abs_gap_p)
         return to_schedule(p, m, x, obj, "highs")

@@ -143,3 +143,17 @@ def test_invariants_and_reference_on_random_problems(n, seed, with_battery, n_ev
     p = problem(imp, export=exp, load=rng.uniform(0, 1.5, n), pv=rng.uniform(0, 2, n), battery=bat,
                 evs=evs, grid=Grid(float(rng.uniform(5, 20)), float(rng.uniform(0, 6))))  # fmt: skip
     both(p)
+
+
+def test_planner_gap_keeps_a_mip_plan_within_the_gap_of_the_best():
+    # Export worth more than import (IO Go's flat export over its off-peak rate) makes grid
+    # arbitrage a MIP; the daemon's planner stops within half a penny of the best.
+    rng = np.random.default_rng(11)
+    imp = np.where(np.arange(24) < 12, 7.0, rng.uniform(20, 35, 24))
+    p = problem(imp, export=np.full(24, 15.0), load=rng.uniform(0.2, 1, 24),
+                battery=Battery(9.5, 4.75, 0.95), evs=[car(24, soc=20, target=45)])  # fmt: skip
+    exact = solve(p)
+    assert exact.mip
+    gapped = HighsPlanner(mip_abs_gap_p=0.5).solve(p)
+    check(p, gapped)
+    assert exact.objective_p <= gapped.objective_p <= exact.objective_p + 0.5 + 1e-6
