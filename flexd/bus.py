@@ -152,10 +152,12 @@ class MqttBus:
                     await client.publish(self.status_topic(sid), "offline", qos=1, retain=True)
 
     async def _session(self, client: aiomqtt.Client) -> None:
+        # Subscribe before saying "online": a client that waits for online may command at once.
         for sid in self.sites:
-            await client.publish(self.status_topic(sid), "online", qos=1, retain=True)
             await client.subscribe(self._t(sid, "devices", "+", "bump-charge", "set"), qos=1)
             await client.subscribe(self._t(sid, "devices", "+", "preferences", "set"), qos=1)
+        for sid in self.sites:
+            await client.publish(self.status_topic(sid), "online", qos=1, retain=True)
             if self.config.ha_discovery:
                 await self._discovery(client, sid)
         self._snapshot()

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import aiomqtt
 
+from devices.base import ChargerStatus
 from flexd.backends import Backends
 from flexd.clock import ScaledClock
 from flexd.config import MqttConfig, parse_config
@@ -55,9 +56,17 @@ async def test_bump_over_mqtt_makes_the_simulated_car_charge(tmp_path, mosquitto
         async with asyncio.timeout(60):
             while (await retained(mosquitto, "flexd/home/status")).payload != b"online":
                 await asyncio.sleep(0.1)
-            while d.sites["home"].plan is None:  # planned: the car waits for the night
+            # Planned and dispatched: the car waits for the night (a charger may run at full
+            # power for a moment after plug-in, before its zero profile arrives).
+            charger = d.sites["home"].devices["charger"]
+
+            def waiting() -> bool:
+                st = charger.state
+                return (st is not None and st.plugged_in and ev.draw_w() == 0
+                        and st.status == ChargerStatus.SUSPENDED_EVSE)  # fmt: skip
+
+            while d.sites["home"].plan is None or not waiting():
                 await asyncio.sleep(0.05)
-            await asyncio.sleep(0.5)
             seen["before_w"] = ev.draw_w()
             async with aiomqtt.Client(mosquitto.host, mosquitto.port) as c:
                 await c.publish("flexd/home/devices/charger/bump-charge/set",
