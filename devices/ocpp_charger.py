@@ -35,9 +35,12 @@ class OcppChargerAdapter:
     def __init__(
         self, csms: CentralSystem, charge_point_id: str, clock: Clock, *,
         max_power_w: float = 7400.0, unit: str = "W", phases: int = 1,
-        voltage: float = P.NOMINAL_V, timeout_s: float = 10.0,
+        voltage: float = P.NOMINAL_V, timeout_s: float = 10.0, silent_after_s: float = 900.0,
     ) -> None:  # fmt: skip
         self.csms = csms
+        # A charge point sends a heartbeat every few minutes (300 s by default) and meter values
+        # while charging: this long with neither, the link is dead even if the socket is not.
+        self.silent_after_s = silent_after_s
         self.cp_id = charge_point_id
         self.clock = clock
         self.max_power_w = max_power_w
@@ -53,6 +56,11 @@ class OcppChargerAdapter:
             raise DeviceUnavailable(f"charger {self.cp_id} is not connected")
         if rec.meter_at is None:
             raise DeviceUnavailable(f"charger {self.cp_id} has not sent meter values yet")
+        silent = (self.clock.now() - (rec.last_seen or rec.meter_at)).total_seconds()
+        if silent > self.silent_after_s:
+            raise DeviceUnavailable(
+                f"charger {self.cp_id} silent for {silent:.0f} s: missed heartbeats"
+            )
         try:
             status = ChargerStatus(rec.status)
         except ValueError:

@@ -146,3 +146,16 @@ async def test_bad_basic_auth_is_refused():
     good.stop()
     await asyncio.wait_for(task, 5)
     await csms.stop()
+
+
+async def test_missed_heartbeats_make_the_charger_unavailable_until_it_speaks_again(rig):
+    from devices.errors import DeviceUnavailable
+
+    await rig.adapter.read_state()
+    rig.sim.silent = True  # the socket stays open; no heartbeats, no meter values
+    await settle(rig.clock, 20 * 60, step=60.0)
+    with pytest.raises(DeviceUnavailable, match="missed heartbeats"):
+        await rig.adapter.read_state()
+    rig.sim.silent = False
+    await settle(rig.clock, 6 * 60, step=60.0)  # the next heartbeat / meter values arrive
+    assert (await rig.adapter.read_state()).plugged_in
