@@ -41,6 +41,7 @@ class Backends:
         self.price_sim: Any = None
         self.sim_sites: dict[str, SimulatedSite] = {}
         self.shared: dict[str, Any] = {}  # daemon-wide servers (e.g. the OCPP central system)
+        self.vehicles: dict[str, Any] = {}  # charger device id -> its car's cloud API adapter
         self._closers: list[Closer] = []
 
     def on_close(self, closer: Closer) -> None:
@@ -57,6 +58,7 @@ class Backends:
                 if builder is None:
                     raise ValueError(f"no backend for brand {dev.config.brand!r}")
                 dev.adapter = await builder(self, site.config, dev.config)
+                dev.vehicle = self.vehicles.get(dev.id)
 
     def sim_site(self, site: SiteConfig) -> SimulatedSite:
         if site.id not in self.sim_sites:

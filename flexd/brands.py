@@ -177,7 +177,43 @@ async def ocpp(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter:
 
         b.on_close(stop)
         await asyncio.wait_for(sim.connected.wait(), 10)
+    await _vehicle_api(b, site, dev)
     return OcppChargerAdapter(csms, cp_id, b.clock, max_power_w=max_w, timeout_s=dev.timeout_s)
+
+
+async def _vehicle_api(b: Backends, site: SiteConfig, dev: DeviceConfig) -> None:
+    """The charger's car through its maker's cloud API, when configured (``vehicle_api_url``
+    and ``vin``, tokens from ``vehicle_token_env``/``_file``), or ``vehicle_api = true`` on a
+    simulated charger: a simulated car API then serves the simulated EV."""
+    import ssl
+
+    from devices.vehicle_api import VehicleApiAdapter
+
+    opts = dev.options
+    adapter: VehicleApiAdapter | None = None
+    if b.simulated(dev) and opts.get("vehicle_api") is True:
+        from simulator.vehicle_api import VehicleApiSimulator
+
+        ev = b.sim_site(site).evs.get(dev.id)
+        if ev is None:
+            return
+        sim = VehicleApiSimulator(ev, b.clock)
+        await sim.start()
+        b.on_close(sim.stop)
+        adapter = VehicleApiAdapter(
+            sim.base_url, sim.vin, sim.token, refresh_token=sim.refresh_token,
+            ssl_context=ssl.create_default_context(cafile=str(sim.cafile)),
+            timeout_s=dev.timeout_s,
+        )  # fmt: skip
+    elif opts.get("vehicle_api_url"):
+        adapter = VehicleApiAdapter(
+            str(opts["vehicle_api_url"]), str(opts.get("vin", "")),
+            dev.secrets.get("vehicle_token", ""),
+            refresh_token=dev.secrets.get("vehicle_refresh_token"), timeout_s=dev.timeout_s,
+        )  # fmt: skip
+    if adapter is not None:
+        b.vehicles[dev.id] = adapter
+        b.on_close(adapter.close)
 
 
 BUILDERS: dict[str, Builder] = {

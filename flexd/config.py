@@ -208,7 +208,7 @@ def _device(doc: Mapping[str, Any], path: str, env: Mapping[str, str]) -> Device
         allowed = ", ".join(INVERTER_BRANDS + CHARGER_BRANDS)
         raise ConfigError(f"{path}brand", f"{brand!r} is not one of {allowed}")
     secrets: dict[str, str] = {}
-    for word in ("password", "token", "fleet_token"):
+    for word in ("password", "token", "fleet_token", "vehicle_token", "vehicle_refresh_token"):
         value = _secret(doc, word, path, env)
         if value is not None:
             secrets[word] = value

@@ -26,11 +26,11 @@ from flexd.config import Config
 from flexd.metering import half_hour_start
 from flexd.metrics import Metrics
 from flexd.planner import Planner
-from flexd.poller import run_poller
+from flexd.poller import run_poller, run_vehicle_poller
 from flexd.preferences import InputError, parse_preferences
 from flexd.prices import PriceBook, PriceFeedError, fetch_unit_rates, read_price_file
 from flexd.rater import Rater
-from flexd.runtime import Health, SiteRuntime, build_sites
+from flexd.runtime import DeviceRuntime, Health, SiteRuntime, build_sites
 from flexd.service import Service
 from flexd.site_loop import SiteLoop
 from flexd.storage import Storage
@@ -198,6 +198,9 @@ class Daemon:
                     for dev in site.devices.values():
                         poller = run_poller(dev, self.clock, self.metrics, on_state, self.stop)
                         background.append(tg.create_task(poller, name=f"poll:{dev.id}"))
+                        if dev.vehicle is not None:
+                            car = run_vehicle_poller(dev, self.clock, self._vehicle_soc, self.stop)
+                            background.append(tg.create_task(car, name=f"vehicle:{dev.id}"))
                 background.append(tg.create_task(self._price_feed(), name="prices"))
                 if self.config.mqtt.enabled:
                     from flexd.bus import MqttBus
@@ -227,6 +230,9 @@ class Daemon:
             if api_runner is not None:
                 await api_runner.cleanup()
             await self.backends.close()
+
+    def _vehicle_soc(self, dev: DeviceRuntime) -> None:
+        self.service.resolve_ev_soc(dev, self.clock.now())
 
     def install_signal_handlers(self) -> None:
         running = asyncio.get_running_loop()

@@ -74,3 +74,20 @@ async def run_poller(
                 period * 4, period * (1 + random.uniform(0, 0.5) * dev.consecutive_failures)
             )
         await clock.sleep(period)
+
+
+async def run_vehicle_poller(
+    dev: DeviceRuntime, clock: Clock, on_soc: Callable[[DeviceRuntime], None],
+    stop: asyncio.Event,
+) -> None:  # fmt: skip
+    """Read a charger's car through its cloud API, rarely: such APIs are rate-limited and a
+    read may wake the car. A failure keeps the last reading (the SoC chain ages it out)."""
+    period = float(dev.config.options.get("vehicle_poll_seconds", 600.0))
+    while not stop.is_set():
+        try:
+            state = await dev.vehicle.read_vehicle()
+            dev.vehicle_soc = state.soc_reading()
+            on_soc(dev)
+        except (DeviceError, OSError, ValueError) as exc:
+            log.warning("vehicle_read_failed", device=dev.id, error=f"{type(exc).__name__}: {exc}")
+        await clock.sleep(period)

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from devices.base import ChargerAdapter, ChargerState, InverterAdapter, InverterState
+from devices.ev_soc import SocReading
 from flexd.config import DeviceConfig, SiteConfig
 from flexd.preferences import Preferences
 
@@ -44,6 +45,10 @@ class DeviceRuntime:
     ready_by: datetime | None = None  # this session's ready-by instant
     soc_at_ready_by: float | None = None
     session_start_register_kwh: float = 0.0
+    # A charger's car through its maker's cloud API, where configured (an adapter with
+    # ``read_vehicle()``), and the last SoC it gave.
+    vehicle: Any = None
+    vehicle_soc: SocReading | None = None
 
     @property
     def id(self) -> str:

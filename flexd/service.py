@@ -89,8 +89,8 @@ class Service:
 
     def resolve_ev_soc(self, dev: DeviceRuntime, at: datetime) -> None:
         """Best SoC for a charger's car through devices.ev_soc: the charger's own reading, else
-        the user's entered SoC plus the energy delivered since plug-in times the charger
-        efficiency (a vehicle-API source is not wired into the daemon yet)."""
+        the car's cloud API, else the user's entered SoC plus the energy delivered since
+        plug-in times the charger efficiency."""
         from devices.ev_soc import SocReading, UserEntry, choose_soc
 
         st = dev.state
@@ -106,7 +106,7 @@ class Service:
             user = UserEntry(
                 ev.initial_soc_pct, delivered, st.measured_at, ev.capacity_kwh, ev.efficiency
             )
-        est = choose_soc(at, charger=charger, user=user)
+        est = choose_soc(at, charger=charger, vehicle=dev.vehicle_soc, user=user)
         dev.soc_pct = est.soc_pct
         dev.soc_source = est.source.value
         dev.soc_measured_at = est.measured_at

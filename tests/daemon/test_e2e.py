@@ -255,3 +255,20 @@ async def test_battery_without_export_covers_the_peak_and_is_never_asked_to_expo
     peak_import = sum(r.kwh for r in readings if r.register == "import" and 16 <= r.start.hour < 18)
     assert peak_import < Decimal("0.5")  # the battery covered 16:00-18:00 GMT
     await storage.close()
+
+
+async def test_car_soc_comes_from_its_cloud_api_when_the_charger_reports_none(tmp_path):
+    start = datetime(2026, 1, 15, 17, 0, tzinfo=UTC)
+    cfg = config(tmp_path, charger=True, start=start, hours=2, plug_in="17:30")
+    charger = next(d for d in cfg.sites[0].devices if d.id == "charger")
+    opts = {**charger.options, "reports_soc": False, "vehicle_api": True,
+            "vehicle_poll_seconds": 300}  # fmt: skip
+    devices = tuple(dataclasses.replace(d, options=opts) if d.id == "charger" else d
+                    for d in cfg.sites[0].devices)  # fmt: skip
+    cfg = dataclasses.replace(cfg, sites=(dataclasses.replace(cfg.sites[0], devices=devices),))
+    daemon = await run(cfg, start, 2)
+    dev = daemon.sites["home"].devices["charger"]
+    ev = daemon.backends.sim_sites["home"].evs["charger"]
+    assert dev.vehicle is not None and dev.vehicle_soc is not None
+    assert dev.soc_source == "vehicle-api"
+    assert dev.soc_pct == pytest.approx(ev.soc_pct, abs=2.0)  # the API rounds to whole percent
