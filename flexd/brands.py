@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from devices.base import ChargerAdapter, InverterAdapter
@@ -149,36 +149,76 @@ async def ocpp(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter:
     cp_id = str(dev.options.get("charge_point_id", dev.id))
     ev_cfg = dev.ev
     max_w = (ev_cfg.max_charge_kw if ev_cfg else 7.4) * 1000
-    if b.simulated(dev) and ev_cfg is not None:
-        from simulator.ev import EV, PlugEvent
+    ev = _simulated_ev(b, site, dev, max_w)
+    if ev is not None:
         from simulator.ocpp_charger import OcppChargerSimulator
 
-        now = b.clock.now()
-        events = []
-        if ev_cfg.plug_in_local:
-            events.append(PlugEvent(next_local(now, ev_cfg.plug_in_local), True))
-        if ev_cfg.unplug_local:
-            events.append(PlugEvent(next_local(now, ev_cfg.unplug_local), False))
-        ev = EV(b.clock, capacity_kwh=ev_cfg.capacity_kwh,
-                soc_kwh=ev_cfg.capacity_kwh * ev_cfg.initial_soc_pct / 100, max_ac_w=max_w,
-                plugged_in=not ev_cfg.plug_in_local, events=sorted(events, key=lambda e: e.at),
-                reports_soc=bool(dev.options.get("reports_soc", True)))  # fmt: skip
-        b.sim_site(site).evs[dev.id] = ev
         url = f"ws://127.0.0.1:{csms.port}"
         sim = OcppChargerSimulator(
             url, cp_id, ev, b.clock, max_power_w=max_w, password=dev.secrets.get("password")
         )
-        task = asyncio.get_running_loop().create_task(sim.run(), name=f"sim:{dev.id}")
-        b.sim_site(site).extra[dev.id] = sim
-
-        async def stop() -> None:
-            sim.stop()
-            await asyncio.wait([task], timeout=3)
-
-        b.on_close(stop)
+        _run_simulator(b, site, dev, sim)
         await asyncio.wait_for(sim.connected.wait(), 10)
     await _vehicle_api(b, site, dev)
     return OcppChargerAdapter(csms, cp_id, b.clock, max_power_w=max_w, timeout_s=dev.timeout_s)
+
+
+def _run_simulator(b: Backends, site: SiteConfig, dev: DeviceConfig, sim: Any) -> None:
+    """Run a charger simulator (``run()`` until ``stop()``) for the daemon's lifetime."""
+    task = asyncio.get_running_loop().create_task(sim.run(), name=f"sim:{dev.id}")
+    b.sim_site(site).extra[dev.id] = sim
+
+    async def stop() -> None:
+        sim.stop()
+        await asyncio.wait([task], timeout=3)
+
+    b.on_close(stop)
+
+
+def _simulated_ev(b: Backends, site: SiteConfig, dev: DeviceConfig, max_w: float) -> Any:
+    """The simulated car behind a simulated charger (None when the charger is real), with its
+    plug-in and unplug times from the config as the next such local times."""
+    ev_cfg = dev.ev
+    if not b.simulated(dev) or ev_cfg is None:
+        return None
+    from simulator.ev import EV, PlugEvent
+
+    now = b.clock.now()
+    events = []
+    if ev_cfg.plug_in_local:
+        events.append(PlugEvent(next_local(now, ev_cfg.plug_in_local), True))
+    if ev_cfg.unplug_local:
+        events.append(PlugEvent(next_local(now, ev_cfg.unplug_local), False))
+    ev = EV(b.clock, capacity_kwh=ev_cfg.capacity_kwh,
+            soc_kwh=ev_cfg.capacity_kwh * ev_cfg.initial_soc_pct / 100, max_ac_w=max_w,
+            plugged_in=not ev_cfg.plug_in_local, events=sorted(events, key=lambda e: e.at),
+            reports_soc=bool(dev.options.get("reports_soc", True)))  # fmt: skip
+    b.sim_site(site).evs[dev.id] = ev
+    return ev
+
+
+async def openevse(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter:
+    """OpenEVSE over MQTT: the charger and flexd meet on a broker (``broker_host`` and
+    ``broker_port`` on the device, else the [mqtt] broker). A simulated one runs its simulator
+    against that same broker, so simulation needs a broker too."""
+    from devices.openevse import OpenEvseAdapter
+
+    host = str(dev.options.get("broker_host", b.config.mqtt.host))
+    port = int(dev.options.get("broker_port", b.config.mqtt.port))
+    charger_id = str(dev.options.get("charger_id", dev.id))
+    max_a = int(dev.options.get("max_current_a", 32))
+    ev = _simulated_ev(b, site, dev, (dev.ev.max_charge_kw if dev.ev else 7.4) * 1000)
+    if ev is not None:
+        from simulator.openevse import OpenEvseSimulator
+
+        sim = OpenEvseSimulator(host, port, charger_id, ev, b.clock, max_current_a=max_a)
+        _run_simulator(b, site, dev, sim)
+    adapter = OpenEvseAdapter(host, port, charger_id, b.clock, max_current_a=max_a,
+                              timeout_s=dev.timeout_s)  # fmt: skip
+    b.on_close(adapter.close)
+    await adapter.start()
+    await _vehicle_api(b, site, dev)
+    return adapter
 
 
 async def _vehicle_api(b: Backends, site: SiteConfig, dev: DeviceConfig) -> None:
@@ -222,4 +262,5 @@ BUILDERS: dict[str, Builder] = {
     "powerwall": powerwall,
     "enphase": enphase,
     "ocpp": ocpp,
+    "openevse": openevse,
 }
