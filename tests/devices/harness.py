@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from devices.base import BatteryMode, InverterAdapter
 from flexd.clock import ManualClock
@@ -40,3 +41,19 @@ async def make_pair(brand: str, clock: ManualClock) -> Pair:
     module = importlib.import_module(f"tests.devices.harness_{brand}")
     pair: Pair = await module.make_pair(clock)
     return pair
+
+
+async def assemble(
+    brand: str, clock: ManualClock, world: SiteWorld, faults: Faults, sim: Any,
+    make_adapter: Callable[[int], InverterAdapter], supported_faults: Iterable[str],
+    **kw: Any,
+) -> Pair:  # fmt: skip
+    """Start ``sim`` on a free port, point ``make_adapter(port)`` at it, and pair them."""
+    port = await sim.start()
+    adapter = make_adapter(port)
+
+    async def close() -> None:
+        await adapter.close()
+        await sim.stop()
+
+    return Pair(brand, adapter, world, faults, clock, close, frozenset(supported_faults), **kw)
