@@ -25,6 +25,7 @@ from decimal import Decimal
 import numpy as np
 
 import rating
+from rating.csv_fast import rate_csv_text
 from rating.engine import build_input, rate_core
 from rating.reference import rate_reference
 
@@ -108,6 +109,16 @@ def main() -> None:
     print(
         f"per-slot reference: {len(sub_r) / ref_s / 1e3:.1f} k slots/s; results identical on {len(sub_r):,} slots"
     )
+    t = time.perf_counter()
+    fast = rate_csv_text(tariff, sub_r, sub_d)
+    fast_s = time.perf_counter() - t
+    assert fast == text, "the fast rated.csv path differs from rate() + rated_csv_text()"
+    print(f"fast rated.csv path (csv_fast): {len(sub_r) / fast_s / 1e3:.0f} k slots/s, identical CSV")
+    t = time.perf_counter()
+    full = rate_csv_text(tariff, readings, dispatches)
+    full_s = time.perf_counter() - t
+    print(f"fast rated.csv path, all {len(readings):,} slots: {full_s:.2f} s = "
+          f"{len(readings) / full_s / 1e3:.0f} k slots/s ({len(full) / 1e6:.1f} MB)")
     print(f"core vs reference: {n / core / (len(sub_r) / ref_s):.0f}x")
     print(
         f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}"

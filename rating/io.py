@@ -206,5 +206,10 @@ def write_rated_csv(slots: Sequence[RatedSlot], out: Path | str) -> None:
     _atomic_write(Path(out), rated_csv_text(slots))
 
 
+def write_rated_csv_text(text: str, out: Path | str) -> None:
+    """Write rated.csv text (e.g. from :func:`rating.csv_fast.rate_csv_text`) atomically."""
+    _atomic_write(Path(out), text)
+
+
 def write_rated_json(slots: Sequence[RatedSlot], out: Path | str) -> None:
     _atomic_write(Path(out), json.dumps(rated_to_json(slots), indent=1) + "\n")

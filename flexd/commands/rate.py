@@ -13,9 +13,10 @@ from rating import (
     read_dispatches,
     read_prices,
     read_readings,
-    write_rated_csv,
     write_rated_json,
 )
+from rating.csv_fast import rate_csv_text
+from rating.io import write_rated_csv_text
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,13 +36,17 @@ def run(args: argparse.Namespace) -> int:
         readings = read_readings(args.readings)
         dispatches = read_dispatches(args.dispatches) if args.dispatches else []
         prices = read_prices(args.prices) if args.prices else None
-        slots = rate(tariff, readings, dispatches, prices)
         if args.format == "json":
+            slots = rate(tariff, readings, dispatches, prices)
             write_rated_json(slots, args.out)
+            rows = len(slots)
         else:
-            write_rated_csv(slots, args.out)
+            # Straight from the core's arrays: the same file as rate() + rated_csv_text().
+            text = rate_csv_text(tariff, readings, dispatches, prices)
+            write_rated_csv_text(text, args.out)
+            rows = text.count("\n") - 1
     except RatingInputError as exc:
         print(f"flexd rate: {exc}", file=sys.stderr)
         return 2
-    print(f"rated {len(slots)} rows into {args.out}", file=sys.stderr)
+    print(f"rated {rows} rows into {args.out}", file=sys.stderr)
     return 0

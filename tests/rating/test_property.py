@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rating import Dispatch, Prices, Reading, load_tariff, rate
+from rating import Dispatch, Prices, Reading, load_tariff, rate, rated_csv_text
+from rating.csv_fast import rate_csv_text
 from rating.reference import rate_reference
 
 TARIFFS = {n: load_tariff(n) for n in ("io-go", "io-go-capped", "io-flux", "flux", "agile")}
@@ -69,4 +70,7 @@ def test_engine_equals_reference(name, mode, raw_readings, raw_dispatches):
         start = base + timedelta(seconds=offset % (SLOTS * 900))
         dispatches.append(Dispatch(m, start, start + timedelta(seconds=length), kind, status, loc))
     prices = Prices.from_mapping({r.start: Decimal(int(r.kwh * 1000) % 4000 - 500) / 100 for r in readings})
-    assert rate(tariff, readings, dispatches, prices) == rate_reference(tariff, readings, dispatches, prices)
+    slots = rate(tariff, readings, dispatches, prices)
+    assert slots == rate_reference(tariff, readings, dispatches, prices)
+    # The fast rated.csv path writes the very same file.
+    assert rate_csv_text(tariff, readings, dispatches, prices) == rated_csv_text(slots)
