@@ -51,7 +51,7 @@ class GivEnergyAdapter:
 
     def __init__(
         self, host: str, port: int, clock: Clock, *, timeout_s: float = 5.0,
-        device_address: int = R.INVERTER_ADDRESS,
+        device_address: int = R.INVERTER_ADDRESS, frame_gap_s: float = 0.25,
     ) -> None:  # fmt: skip
         self.host, self.port, self.clock = host, port, clock
         self.timeout_s = timeout_s
@@ -59,6 +59,10 @@ class GivEnergyAdapter:
         self._link: _Link | None = None
         self._lock = asyncio.Lock()  # the dongle serves one request at a time
         self._last: R.Registers | None = None
+        # Real dongles drop frames sent back to back (the library's tx_message_wait is 0.25 s):
+        # space them in wall time; simulators need no gap.
+        self.frame_gap_s = frame_gap_s
+        self._last_frame = 0.0
 
     def supports(self) -> frozenset[type]:
         return frozenset({SetBatteryMode, SetReserve, SetSchedule})
@@ -83,6 +87,10 @@ class GivEnergyAdapter:
 
     async def _exchange(self, request: TransparentRequest) -> Any:
         link = await self._connect()
+        if self.frame_gap_s:
+            now = asyncio.get_running_loop().time()
+            await asyncio.sleep(max(0.0, self._last_frame + self.frame_gap_s - now))
+            self._last_frame = asyncio.get_running_loop().time()
         link.writer.write(request.encode())
         await link.writer.drain()
         expected = type(request.expected_response())

@@ -48,8 +48,9 @@ async def givenergy(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter
         host, port = "127.0.0.1", await sim.start()
         b.on_close(sim.stop)
     address = int(dev.options.get("device_address", 0x11))
+    gap = 0.0 if b.simulated(dev) else float(dev.options.get("frame_gap_s", 0.25))
     adapter = GivEnergyAdapter(
-        host, port, b.clock, timeout_s=dev.timeout_s, device_address=address
+        host, port, b.clock, timeout_s=dev.timeout_s, device_address=address, frame_gap_s=gap
     )
     b.on_close(adapter.close)
     return adapter

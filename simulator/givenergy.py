@@ -67,6 +67,7 @@ class GivEnergySimulator:
             R.HR_CHARGE_TARGET_SOC: 100,
         })  # fmt: skip
         self.writes = 0
+        self.arrivals: list[float] = []  # loop time of every request frame (pacing tests)
         self._laid_until = datetime.min.replace(tzinfo=UTC)
         # The pack's own limits; the C-rate registers cap power below them.
         self.pack_charge_w = world.battery.max_charge_w
@@ -161,6 +162,7 @@ class GivEnergySimulator:
                 if self.faults.refuse_connections:
                     break  # the dongle dropped off the network: existing links die too
                 async for pdu in framer.decode(data):
+                    self.arrivals.append(asyncio.get_running_loop().time())
                     if self.faults.hang:
                         continue
                     reply = self._respond(pdu)

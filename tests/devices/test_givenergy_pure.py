@@ -147,3 +147,21 @@ async def test_schedule_is_followed_by_the_simulated_inverter():
         assert (await pair.adapter.read_state()).mode == BatteryMode.SELF_USE
     finally:
         await pair.close()
+
+
+async def test_frames_are_spaced_for_a_real_dongle():
+    from devices.givenergy import GivEnergyAdapter
+    from simulator.givenergy import GivEnergySimulator
+    from simulator.world import SiteWorld
+
+    clock = ManualClock(datetime(2026, 1, 15, 12, 0, tzinfo=UTC))
+    sim = GivEnergySimulator(SiteWorld(clock))
+    port = await sim.start()
+    adapter = GivEnergyAdapter("127.0.0.1", port, clock, timeout_s=2, frame_gap_s=0.05)
+    try:
+        await adapter.read_state()  # three reads
+        gaps = [b - a for a, b in zip(sim.arrivals, sim.arrivals[1:], strict=False)]
+        assert len(gaps) == 2 and min(gaps) >= 0.045
+    finally:
+        await adapter.close()
+        await sim.stop()
