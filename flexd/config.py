@@ -132,6 +132,7 @@ class Config:
     database: Path
     log_format: str = "auto"  # "auto" | "json" | "console"
     cycle_seconds: float = 300.0
+    planner_threads: int = 0  # solves at once; 0: one per core
     api: ApiConfig = ApiConfig()
     mqtt: MqttConfig = MqttConfig()
     prices: PriceConfig = PriceConfig()
@@ -358,6 +359,7 @@ def parse_config(
         database=db if db.is_absolute() else base_dir / db,
         log_format=_get(daemon, "log_format", str, "daemon.", "auto"),
         cycle_seconds=_num(daemon, "cycle_seconds", "daemon.", 300.0, 1.0),
+        planner_threads=int(_num(daemon, "planner_threads", "daemon.", 0, 0)),
         api=api_cfg,
         mqtt=MqttConfig(
             enabled=bool(_get(mqtt, "enabled", bool, "mqtt.", False)),

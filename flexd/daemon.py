@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -65,8 +67,18 @@ class Daemon:
         self.tariffs = {s.meter: rating.load_tariff(s.tariff) for s in self.config.sites}
         self.prices = PriceBook()
         self.service.rater = Rater(self.storage, self.clock, self.metrics, self.tariffs)
+        # Solves run off the event loop, one per core at most (HiGHS releases the GIL): more
+        # threads only contend. Fewer keep the pollers fresher in a re-plan storm but make the
+        # storm last longer (bench/daemon.py, BENCHMARKS.md).
+        threads = self.config.planner_threads or (os.cpu_count() or 2)
+        self.solver_pool = ThreadPoolExecutor(threads, thread_name_prefix="plan")
         self.loops = {
-            sid: SiteLoop(site, self.service, Planner(self.prices, self.tariffs[site.config.meter]))
+            sid: SiteLoop(
+                site,
+                self.service,
+                Planner(self.prices, self.tariffs[site.config.meter]),
+                self.solver_pool,
+            )
             for sid, site in self.sites.items()
         }
         self.api_port: int | None = None
@@ -230,6 +242,7 @@ class Daemon:
             if api_runner is not None:
                 await api_runner.cleanup()
             await self.backends.close()
+            self.solver_pool.shutdown(wait=False, cancel_futures=True)
 
     def _vehicle_soc(self, dev: DeviceRuntime) -> None:
         self.service.resolve_ev_soc(dev, self.clock.now())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -56,8 +57,12 @@ class SiteState:
 class SiteLoop:
     RESEND_EVERY = timedelta(minutes=30)  # re-assert commands the device may have dropped
 
-    def __init__(self, site: SiteRuntime, service: Service, planner: Planner) -> None:
+    def __init__(
+        self, site: SiteRuntime, service: Service, planner: Planner,
+        executor: Executor | None = None,
+    ) -> None:  # fmt: skip
         self.site = site
+        self.executor = executor
         self.service = service
         self.planner = planner
         self.state = SiteState(meter=SiteMeter(site.config.meter))
@@ -190,7 +195,10 @@ class SiteLoop:
             if (b := await self.service.active_boost(ch.id)) is not None
         }
         # The solve runs in a thread so pollers and the API keep going meanwhile.
-        result = await asyncio.to_thread(self.planner.plan, self.site, now, boosts, self.state.plan)
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(
+            self.executor, self.planner.plan, self.site, now, boosts, self.state.plan
+        )
         if result is None:
             return
         self.state.plan = result
