@@ -4,6 +4,7 @@ device is simulated). The registry is an explicit dict, not import-time registra
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,20 @@ Adapter = InverterAdapter | ChargerAdapter
 Builder = Callable[["Backends", SiteConfig, DeviceConfig], Awaitable[Adapter]]
 
 
+async def _serve(b: Backends, sim: Any) -> int:
+    """Start a device simulator on loopback for the daemon's lifetime; return its port."""
+    port: int = await sim.start()
+    b.on_close(sim.stop)
+    return port
+
+
+def _gateway_ssl(dev: DeviceConfig) -> ssl.SSLContext | bool:
+    """A home gateway presents its own self-signed certificate: trust the ``gateway_ca`` file
+    given, else do not verify it."""
+    ca = dev.options.get("gateway_ca")
+    return ssl.create_default_context(cafile=str(ca)) if ca else False
+
+
 async def solaredge(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter:
     from devices.solaredge import SolarEdgeAdapter
 
@@ -28,9 +43,7 @@ async def solaredge(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter
     if b.simulated(dev):
         from simulator.solaredge import SolarEdgeSimulator
 
-        sim = SolarEdgeSimulator(b.sim_site(site).world)
-        host, port = "127.0.0.1", await sim.start()
-        b.on_close(sim.stop)
+        host, port = "127.0.0.1", await _serve(b, SolarEdgeSimulator(b.sim_site(site).world))
     adapter = SolarEdgeAdapter(host, port, b.clock, unit=int(dev.options.get("unit", 1)),
                                timeout_s=dev.timeout_s)  # fmt: skip
     b.on_close(adapter.close)
@@ -44,9 +57,7 @@ async def givenergy(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter
     if b.simulated(dev):
         from simulator.givenergy import GivEnergySimulator
 
-        sim = GivEnergySimulator(b.sim_site(site).world)
-        host, port = "127.0.0.1", await sim.start()
-        b.on_close(sim.stop)
+        host, port = "127.0.0.1", await _serve(b, GivEnergySimulator(b.sim_site(site).world))
     address = int(dev.options.get("device_address", 0x11))
     gap = 0.0 if b.simulated(dev) else float(dev.options.get("frame_gap_s", 0.25))
     adapter = GivEnergyAdapter(
@@ -57,8 +68,6 @@ async def givenergy(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter
 
 
 async def powerwall(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter:
-    import ssl
-
     from devices.powerwall import PowerwallAdapter
 
     host, port = dev.host, dev.port or 443
@@ -66,17 +75,14 @@ async def powerwall(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter
     fleet_url: str | None = str(opts.get("fleet_url", FLEET_API_EU))
     site_id = str(opts.get("energy_site_id", ""))
     password, fleet_token = dev.secrets.get("password", ""), dev.secrets.get("fleet_token", "")
-    # The gateway presents its own self-signed certificate: trust the file given, else none.
-    ca = opts.get("gateway_ca")
-    gateway_ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca)) if ca else False
+    gateway_ssl = _gateway_ssl(dev)
     if b.simulated(dev):
-        from simulator.powerwall import PowerwallSimulator, powerwall_world
+        from simulator.powerwall import PowerwallSimulator, powerwall_battery
 
         world = b.sim_site(site).world
-        world.battery = powerwall_world(b.clock).battery
+        world.battery = powerwall_battery()
         sim = PowerwallSimulator(world)
-        host, port = "127.0.0.1", await sim.start()
-        b.on_close(sim.stop)
+        host, port = "127.0.0.1", await _serve(b, sim)
         password, fleet_token, site_id, fleet_url = sim.password, sim.fleet_token, sim.site_id, None
         gateway_ssl = sim.site.client_context()
     adapter = PowerwallAdapter(
@@ -89,23 +95,18 @@ async def powerwall(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter
 
 
 async def enphase(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter:
-    import ssl
-
     from devices.enphase import EnphaseAdapter
 
     host, port = dev.host, dev.port or 443
     token = dev.secrets.get("token", "")
-    # The gateway's certificate is its own (self-signed): trust the file given, else none.
-    ca = dev.options.get("gateway_ca")
-    gateway_ssl: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca)) if ca else False
+    gateway_ssl = _gateway_ssl(dev)
     if b.simulated(dev):
-        from simulator.enphase import EnphaseSimulator, enphase_world
+        from simulator.enphase import EnphaseSimulator, enphase_battery
 
         world = b.sim_site(site).world
-        world.battery = enphase_world(b.clock).battery
+        world.battery = enphase_battery()
         sim = EnphaseSimulator(world)
-        host, port = "127.0.0.1", await sim.start()
-        b.on_close(sim.stop)
+        host, port = "127.0.0.1", await _serve(b, sim)
         token, gateway_ssl = sim.token, sim.site.client_context()
     adapter = EnphaseAdapter(
         host, port, b.clock, token=token, ssl_context=gateway_ssl, timeout_s=dev.timeout_s

@@ -75,7 +75,7 @@ class Planner:
     def now_view(self, now: datetime, smart: bool = False) -> dict[str, object]:
         """The band and prices of the half-hour now, for displays (MQTT, Home Assistant).
         On IO Go a SMART dispatch running now makes the half-hour smart-charge."""
-        slot = now.replace(minute=30 if now.minute >= 30 else 0, second=0, microsecond=0)
+        slot = half_hour_start(now)
         imp, exp, missing = self.prices.series(slot, 1, self.fallback)
         band = tariff_band(self.tariff, slot)
         if smart and self.tariff.kind in ("io-go", "io-go-capped"):

@@ -13,9 +13,7 @@ seconds after a local change).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
-import contextlib
 import copy
 import json
 from collections.abc import Awaitable, Callable
@@ -25,19 +23,23 @@ from typing import Any
 from aiohttp import web
 
 from devices.base import BatteryMode
-from flexd.clock import SystemClock
+from flexd.clock import Clock, SystemClock
 from simulator.faults import Faults
 from simulator.https_site import HttpsSite
+from simulator.serve import serve_until_interrupted
 from simulator.world import Battery, SiteWorld
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PROD_EID, NET_EID = 704643328, 704643584
 
 
-def enphase_world(clock: Any) -> SiteWorld:
-    """A SiteWorld with an IQ Battery 10T: 10.08 kWh usable, 3.84 kW continuous."""
-    pack = Battery(capacity_kwh=10.08, soc_kwh=5.0, max_charge_w=3840, max_discharge_w=3840)
-    return SiteWorld(clock, battery=pack)
+def enphase_battery() -> Battery:
+    """An IQ Battery 10T: 10.08 kWh usable, 3.84 kW continuous."""
+    return Battery(capacity_kwh=10.08, soc_kwh=5.0, max_charge_w=3840, max_discharge_w=3840)
+
+
+def enphase_world(clock: Clock) -> SiteWorld:
+    return SiteWorld(clock, battery=enphase_battery())
 
 
 def make_jwt(serial: str) -> str:
@@ -195,6 +197,4 @@ async def run_cli(argv: list[str]) -> None:
     print(f"enphase gateway simulator on https://127.0.0.1:{port}")
     print(f"token: {sim.token}")
     print(f"certificate: {sim.site.cafile}")
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.Event().wait()
-    await sim.stop()
+    await serve_until_interrupted(sim.stop)

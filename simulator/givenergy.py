@@ -30,6 +30,7 @@ from devices import givenergy_registers as R
 from devices.base import BatteryMode
 from flexd.clock import Clock, SystemClock
 from simulator.faults import Faults
+from simulator.serve import serve_until_interrupted
 from simulator.world import ScheduledMode, SiteWorld
 
 SERIAL = "SA2114G047"
@@ -218,7 +219,5 @@ async def run_cli(argv: list[str]) -> None:
     sim = GivEnergySimulator(SiteWorld(clock))
     port = await sim.start(args.port)
     print(f"givenergy simulator on 127.0.0.1:{port} (started {datetime.now(UTC):%H:%M:%S}Z)")
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.Event().wait()
-    await sim.stop()
+    await serve_until_interrupted(sim.stop)
 

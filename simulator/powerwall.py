@@ -12,28 +12,29 @@ current SoC holds the battery). Faults: refuse_connections, hang, malformed, exp
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
 from devices import powerwall_api as P
 from devices.base import BatteryMode
-from flexd.clock import SystemClock
+from flexd.clock import Clock, SystemClock
 from simulator.faults import Faults
 from simulator.https_site import HttpsSite
+from simulator.serve import serve_until_interrupted
 from simulator.world import Battery, SiteWorld
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def powerwall_world(world_clock: Any) -> SiteWorld:
-    """A SiteWorld with a Powerwall 2's usable 13.5 kWh; 3.3 kW is its usual grid-charge rate."""
-    pack = Battery(capacity_kwh=13.5, soc_kwh=6.75, max_charge_w=3300, max_discharge_w=5000)
-    return SiteWorld(world_clock, battery=pack)
+def powerwall_battery() -> Battery:
+    """A Powerwall 2: 13.5 kWh usable; 3.3 kW is its usual grid-charge rate."""
+    return Battery(capacity_kwh=13.5, soc_kwh=6.75, max_charge_w=3300, max_discharge_w=5000)
+
+
+def powerwall_world(clock: Clock) -> SiteWorld:
+    return SiteWorld(clock, battery=powerwall_battery())
 
 
 class PowerwallSimulator:
@@ -194,6 +195,4 @@ async def run_cli(argv: list[str]) -> None:
     print(f"powerwall simulator on https://127.0.0.1:{port} (password {sim.password!r}, "
           f"fleet token {sim.fleet_token!r}, site {sim.site_id})")
     print(f"certificate: {sim.site.cafile}")
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.Event().wait()
-    await sim.stop()
+    await serve_until_interrupted(sim.stop)

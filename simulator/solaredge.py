@@ -15,6 +15,7 @@ from devices.base import BatteryMode
 from flexd.clock import Clock, SystemClock
 from simulator.faults import Faults
 from simulator.modbus_tcp import ModbusError, ModbusTcpServer
+from simulator.serve import serve_until_interrupted
 from simulator.world import SiteWorld
 
 
@@ -141,7 +142,4 @@ async def run_cli(argv: list[str]) -> None:
     port = await sim.start(args.port)
     print(f"solaredge simulator (SunSpec Modbus TCP, unit 1) on 127.0.0.1:{port} at "
           f"{datetime.now(UTC).isoformat()}", flush=True)  # fmt: skip
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await sim.stop()
+    await serve_until_interrupted(sim.stop)

@@ -20,7 +20,6 @@ and refresh alike (credentials revoked: a person must log in again),
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from flexd.clock import Clock, SystemClock
 from simulator.ev import EV
 from simulator.faults import Faults
 from simulator.https_site import HttpsSite
+from simulator.serve import serve_until_interrupted
 
 
 class VehicleApiSimulator:
@@ -142,7 +142,4 @@ async def run_cli(argv: list[str]) -> None:
     sim = VehicleApiSimulator(ev, clock, vin=args.vin, token=args.token)
     await sim.start(args.port)
     print(f"vehicle API simulator: {sim.base_url} (CA file {sim.cafile})", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await sim.stop()
+    await serve_until_interrupted(sim.stop)
