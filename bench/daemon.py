@@ -87,12 +87,12 @@ def r(x: float | None, digits: int) -> float | None:
 
 
 async def run_one(n: int, hours: float, speed: float, inverter: str) -> dict[str, Any]:
-    from flexd import logs
-    from flexd.backends import Backends
-    from flexd.clock import ScaledClock
+    from core.clock import ScaledClock
     from flexd.config import parse_config
     from flexd.daemon import Daemon
+    from flexd.obs import logs
     from flexd.storage import Storage
+    from flexd.wiring import Backends
 
     tmp = Path(tempfile.mkdtemp(prefix="flexd-bench-"))
     doc = {

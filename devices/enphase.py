@@ -17,6 +17,7 @@ from typing import ClassVar
 
 import structlog
 
+from core.clock import Clock
 from devices import enphase_api as E
 from devices.base import (
     BatteryMode,
@@ -29,7 +30,6 @@ from devices.base import (
 from devices.errors import NotSupported
 from devices.http_json import JsonHttp
 from devices.retry import with_timeout
-from flexd.clock import Clock
 
 log = structlog.get_logger("flexd.devices.enphase")
 

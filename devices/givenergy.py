@@ -25,6 +25,7 @@ from givenergy_modbus.pdu import (
 from givenergy_modbus.pdu.read_registers import ReadRegistersResponse
 from givenergy_modbus.pdu.write_registers import WriteHoldingRegisterResponse
 
+from core.clock import Clock
 from devices import givenergy_registers as R
 from devices.base import (
     CommandResult,
@@ -36,7 +37,6 @@ from devices.base import (
 )
 from devices.errors import BadPayload, DeviceError, DeviceUnavailable, NotSupported
 from devices.retry import with_timeout
-from flexd.clock import Clock
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from core.clock import Clock
 from devices import ocpp_profiles as P
 from devices.base import (
     ChargeNow,
@@ -24,7 +25,6 @@ from devices.base import (
 from devices.errors import DeviceUnavailable
 from devices.ocpp_csms import CentralSystem
 from devices.retry import with_timeout
-from flexd.clock import Clock
 
 PLUGGED = {"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing"}
 

@@ -27,7 +27,7 @@ from ocpp.v16.enums import (
 from websockets.asyncio.server import ServerConnection, basic_auth, serve
 from websockets.typing import Subprotocol
 
-from flexd.clock import Clock
+from core.clock import Clock
 
 log = structlog.get_logger("flexd.ocpp")
 HEARTBEAT_S = 300

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 import aiomqtt
 
+from core.clock import Clock
 from devices.base import (
     ChargeNow,
     ChargeProfile,
@@ -41,7 +42,6 @@ from devices.base import (
     StopCharging,
 )
 from devices.errors import BadPayload, DeviceUnavailable, NotSupported
-from flexd.clock import Clock
 
 MIN_A = 6  # J1772: a pilot below 6 A means "do not charge"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ssl
 from typing import ClassVar
 
+from core.clock import Clock
 from devices import powerwall_api as P
 from devices.base import (
     BatteryMode,
@@ -20,7 +21,6 @@ from devices.base import (
 from devices.errors import AuthenticationFailed, BadPayload, NotSupported
 from devices.http_json import JsonHttp
 from devices.retry import with_timeout
-from flexd.clock import Clock
 
 
 class PowerwallAdapter:

@@ -15,6 +15,7 @@ from typing import ClassVar
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
+from core.clock import Clock
 from devices import solaredge_registers as R
 from devices.base import (
     BatteryMode,
@@ -27,7 +28,6 @@ from devices.base import (
 )
 from devices.errors import BadPayload, DeviceUnavailable, NotSupported
 from devices.retry import with_timeout
-from flexd.clock import Clock
 
 REMOTE_TIMEOUT_S = 3600  # a remote command lapses to the default mode unless re-sent
 

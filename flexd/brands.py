@@ -14,7 +14,7 @@ from devices.base import ChargerAdapter, InverterAdapter
 from flexd.config import DeviceConfig, SiteConfig
 
 if TYPE_CHECKING:
-    from flexd.backends import Backends
+    from flexd.wiring import Backends
 
 LONDON = ZoneInfo("Europe/London")
 FLEET_API_EU = "https://fleet-api.prd.eu.vn.cloud.tesla.com"

@@ -16,7 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from flexd.preferences import InputError, Preferences, parse_preferences
+from core.errors import FieldError
+from flexd.control.preferences import InputError, Preferences, parse_preferences
 
 INVERTER_BRANDS = ("givenergy", "solaredge", "enphase", "powerwall")
 CHARGER_BRANDS = ("ocpp", "openevse")
@@ -24,11 +25,14 @@ ROLES = ("app", "billing", "admin")
 SECRET_WORDS = ("password", "token", "secret", "key")
 
 
-class ConfigError(ValueError):
+class ConfigError(FieldError):
+    """A config key path and the reason it is refused."""
+
+    field: str
+
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+        super().__init__(path, reason)
         self.path = path
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,20 +22,20 @@ import aiohttp
 import structlog
 
 import rating
-from flexd.backends import Backends
-from flexd.clock import Clock
+from core.clock import Clock
 from flexd.config import Config
-from flexd.metering import half_hour_start
-from flexd.metrics import Metrics
-from flexd.planner import Planner
-from flexd.poller import run_poller, run_vehicle_poller
-from flexd.preferences import InputError, parse_preferences
-from flexd.prices import PriceBook, PriceFeedError, fetch_unit_rates, read_price_file
-from flexd.rater import Rater
-from flexd.runtime import DeviceRuntime, Health, SiteRuntime, build_sites
+from flexd.control.planner import Planner
+from flexd.control.poller import run_poller, run_vehicle_poller
+from flexd.control.preferences import InputError, parse_preferences
+from flexd.control.runtime import DeviceRuntime, Health, SiteRuntime, build_sites
+from flexd.control.site_loop import SiteLoop
+from flexd.energy.integrators import half_hour_start
+from flexd.energy.rater import Rater
+from flexd.obs.metrics import Metrics
+from flexd.prices.feed import PriceBook, PriceFeedError, fetch_unit_rates, read_price_file
 from flexd.service import Service
-from flexd.site_loop import SiteLoop
 from flexd.storage import Storage
+from flexd.wiring import Backends
 
 log = structlog.get_logger("flexd.daemon")
 
@@ -215,7 +215,7 @@ class Daemon:
                             background.append(tg.create_task(car, name=f"vehicle:{dev.id}"))
                 background.append(tg.create_task(self._price_feed(), name="prices"))
                 if self.config.mqtt.enabled:
-                    from flexd.bus import MqttBus
+                    from flexd.mqtt.bus import MqttBus
 
                     bus = MqttBus(self.service, self.config.mqtt, list(self.sites))
                     background.append(tg.create_task(bus.run(), name="mqtt"))

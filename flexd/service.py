@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from core.clock import Clock
 from devices.base import ChargerState
-from flexd.clock import Clock
 from flexd.config import Config
-from flexd.metrics import Metrics
-from flexd.preferences import InputError, Preferences, parse_preferences
-from flexd.runtime import DeviceRuntime, Health, SiteRuntime
+from flexd.control.preferences import InputError, Preferences, parse_preferences
+from flexd.control.runtime import DeviceRuntime, Health, SiteRuntime
+from flexd.obs.metrics import Metrics
 from flexd.storage import DispatchRow, RatedRow, ReadingRow, Storage
 
 DEFAULT_BOOST_MINUTES = 60
@@ -69,7 +69,7 @@ class Service:
         self.metrics = metrics or Metrics()
         self.listeners: list[Listener] = []
         self.prices_known_until: datetime | None = None
-        self.rater: Any = None  # flexd.rater.Rater, attached by the daemon
+        self.rater: Any = None  # flexd.energy.rater.Rater, attached by the daemon
 
     # --- rating -----------------------------------------------------------------------------
 
@@ -77,7 +77,7 @@ class Service:
         """Re-rate the local days holding ``starts``; push every new version as an event."""
         if self.rater is None or not starts:
             return 0
-        from flexd.rater import local_days
+        from flexd.energy.rater import local_days
 
         new = await self.rater.rate_days(meter, local_days(starts), reason)
         site = next((s.config.id for s in self.sites.values() if s.config.meter == meter), "")

@@ -15,14 +15,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from core.errors import FieldError
+
 F64 = npt.NDArray[np.float64]
 
 
-class ProblemError(ValueError):
+class ProblemError(FieldError):
+    """A problem field that is missing or out of range."""
+
+    field: str
+
     def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
+        super().__init__(field, reason)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from decimal import ROUND_HALF_EVEN
 
 import numpy as np
 
-from rating import timegrid
+from core import timegrid
 from rating.engine import (
     BANDS,
     CENTS,

@@ -16,7 +16,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 import numpy as np
 import numpy.typing as npt
 
-from rating import timegrid
+from core import timegrid
 from rating.model import Dispatch, Prices, RatedSlot, RatingInputError, Reading
 from rating.tariff import Tariff
 

@@ -7,26 +7,26 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
+from core.errors import FieldError
+
 REGISTERS = ("import", "export", "ev")
 KINDS = ("smart", "boost", "test")
 STATUSES = ("planned", "completed")
 LOCATIONS = ("home", "away")
 
 
-class RatingInputError(ValueError):
+class RatingInputError(FieldError):
     """Bad input: names the file and line (when from a file), the field and the reason."""
 
     def __init__(
         self, reason: str, *, field: str | None = None, file: str | None = None,
         line: int | None = None,
     ) -> None:  # fmt: skip
-        self.reason = reason
-        self.field = field
         self.file = file
         self.line = line
         where = ":".join(str(x) for x in (file, line) if x is not None)
         what = f"{field}: {reason}" if field else reason
-        super().__init__(f"{where}: {what}" if where else what)
+        super().__init__(field, reason, f"{where}: {what}" if where else what)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
+from core.clock import Clock, SystemClock
 from devices.base import BatteryMode
-from flexd.clock import Clock, SystemClock
 from simulator.faults import Faults
 from simulator.https_site import HttpsSite
 from simulator.serve import serve_until_interrupted

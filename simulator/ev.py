@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from flexd.clock import Clock
+from core.clock import Clock
 
 
 @dataclass(frozen=True, slots=True)

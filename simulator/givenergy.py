@@ -26,9 +26,9 @@ from givenergy_modbus.pdu import (
 )
 from givenergy_modbus.pdu.read_registers import ReadRegistersResponse
 
+from core.clock import Clock, SystemClock
 from devices import givenergy_registers as R
 from devices.base import BatteryMode
-from flexd.clock import Clock, SystemClock
 from simulator.faults import Faults
 from simulator.serve import serve_until_interrupted
 from simulator.world import ScheduledMode, SiteWorld

@@ -21,8 +21,8 @@ from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
 from websockets.typing import Subprotocol
 
+from core.clock import Clock, SystemClock
 from devices import ocpp_profiles as P
-from flexd.clock import Clock, SystemClock
 from simulator.ev import EV
 
 

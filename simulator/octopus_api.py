@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from flexd.clock import Clock, SystemClock
+from core.clock import Clock, SystemClock
 
 LONDON = ZoneInfo("Europe/London")
 HALF_HOUR = timedelta(minutes=30)

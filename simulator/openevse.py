@@ -25,7 +25,7 @@ from typing import Any
 
 import aiomqtt
 
-from flexd.clock import Clock, SystemClock
+from core.clock import Clock, SystemClock
 from simulator.ev import EV
 from simulator.faults import Faults
 

@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from core.clock import Clock, SystemClock
 from devices import powerwall_api as P
 from devices.base import BatteryMode
-from flexd.clock import Clock, SystemClock
 from simulator.faults import Faults
 from simulator.https_site import HttpsSite
 from simulator.serve import serve_until_interrupted

@@ -10,9 +10,9 @@ import argparse
 import asyncio
 from datetime import UTC, datetime
 
+from core.clock import Clock, SystemClock
 from devices import solaredge_registers as R
 from devices.base import BatteryMode
-from flexd.clock import Clock, SystemClock
 from simulator.faults import Faults
 from simulator.modbus_tcp import ModbusError, ModbusTcpServer
 from simulator.serve import serve_until_interrupted

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from flexd.clock import Clock, SystemClock
+from core.clock import Clock, SystemClock
 from simulator.ev import EV
 from simulator.faults import Faults
 from simulator.https_site import HttpsSite

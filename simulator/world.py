@@ -2,7 +2,7 @@
 
 The world is stepped lazily: every read or write first integrates from the last step to the
 clock's ``now()``, so the protocol front-ends never need a background task and simulated time
-(a :class:`flexd.clock.ManualClock` or ``ScaledClock``) drives it exactly.
+(a :class:`core.clock.ManualClock` or ``ScaledClock``) drives it exactly.
 Sign conventions are those of :mod:`devices.base` (grid_w > 0 importing, battery_w > 0
 discharging).
 """
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from core.clock import Clock
 from devices.base import BatteryMode
-from flexd.clock import Clock
 
 LONDON = ZoneInfo("Europe/London")
 PowerProfile = Callable[[datetime], float]

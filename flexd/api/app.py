@@ -15,7 +15,7 @@ from flexd.api.auth import TOKEN, authenticate, may_use_device
 from flexd.api.errors import error
 from flexd.api.openapi import document
 from flexd.config import ApiConfig, TokenConfig
-from flexd.preferences import InputError
+from flexd.control.preferences import InputError
 from flexd.service import Conflict, NotFound, Service
 from rating.io import parse_instant
 from rating.model import RatingInputError

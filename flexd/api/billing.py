@@ -10,7 +10,7 @@ from aiohttp import web
 
 from flexd.api.auth import TOKEN
 from flexd.config import TokenConfig
-from flexd.preferences import InputError
+from flexd.control.preferences import InputError
 from flexd.service import Service
 from flexd.storage import RatedRow, ReadingRow
 from rating.io import parse_instant, parse_reading

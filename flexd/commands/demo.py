@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    from flexd.app import run_from_file
+    from flexd.bootstrap import run_from_file
 
     return run_from_file(
         "demo",

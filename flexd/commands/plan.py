@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
         export_lp(problem, args.export_lp)
     if args.plot:
-        from flexd.plan_plot import plot_schedule
+        from flexd.report.plan_plot import plot_schedule
 
         plot_schedule(problem, schedule, args.plot)
     evs = ", ".join(f"{e.id} short {e.shortfall_kwh:.2f} kWh" for e in schedule.evs)

@@ -5,11 +5,11 @@ from datetime import UTC, datetime
 import aiohttp
 import pytest
 
+from core.clock import ManualClock
 from devices.base import ChargerState, ChargerStatus
 from flexd.api.app import bound_port, start_api
-from flexd.clock import ManualClock
 from flexd.config import hash_token, parse_config
-from flexd.runtime import build_sites
+from flexd.control.runtime import build_sites
 from flexd.service import Service
 from flexd.storage import Storage
 

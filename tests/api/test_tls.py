@@ -5,10 +5,10 @@ import ssl
 import aiohttp
 import pytest
 
+from core.clock import ManualClock
 from flexd.api.app import bound_port, start_api
-from flexd.clock import ManualClock
 from flexd.config import ConfigError, hash_token, parse_config
-from flexd.runtime import build_sites
+from flexd.control.runtime import build_sites
 from flexd.service import Service
 from flexd.storage import Storage
 from tests.api.conftest import ADMIN, NOW, _site, auth

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from core.clock import ManualClock
 from devices.base import (
     ChargeNow,
     ChargePeriod,
@@ -15,7 +16,6 @@ from devices.base import (
 )
 from devices.ocpp_charger import OcppChargerAdapter
 from devices.ocpp_csms import CentralSystem
-from flexd.clock import ManualClock
 from simulator.ev import EV
 from simulator.ocpp_charger import OcppChargerSimulator
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import aiomqtt
 import pytest
 
+from core.clock import ManualClock
 from devices.base import (
     ChargeNow,
     ChargePeriod,
@@ -16,7 +17,6 @@ from devices.base import (
 )
 from devices.errors import DeviceUnavailable
 from devices.openevse import OpenEvseAdapter
-from flexd.clock import ManualClock
 from simulator.ev import EV
 from simulator.openevse import OpenEvseSimulator
 

@@ -5,11 +5,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from core.clock import ManualClock
 from devices.base import SocSource
 from devices.errors import AuthenticationFailed, BadPayload, DeviceUnavailable
 from devices.ev_soc import choose_soc
 from devices.vehicle_api import VehicleApiAdapter
-from flexd.clock import ManualClock
 from simulator.ev import EV
 from simulator.vehicle_api import VehicleApiSimulator
 

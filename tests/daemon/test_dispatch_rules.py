@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from devices.base import BatteryMode
-from flexd.dispatch_rules import PlanSlot, inverter_command
+from flexd.control.dispatch_rules import PlanSlot, inverter_command
 
 ALL = frozenset(BatteryMode)
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 import rating
+from core.clock import ScaledClock
 from devices.base import BatteryMode
-from flexd.backends import Backends
-from flexd.clock import ScaledClock
 from flexd.config import parse_config
 from flexd.daemon import Daemon
 from flexd.storage import Storage
+from flexd.wiring import Backends
 
 SPEED = 4000.0
 

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from flexd.metering import PowerIntegrator, RegisterIntegrator
+from flexd.energy.integrators import PowerIntegrator, RegisterIntegrator
 
 T = datetime(2026, 3, 1, 10, 20, tzinfo=UTC)
 

@@ -4,8 +4,8 @@ from decimal import Decimal
 import aiohttp
 import pytest
 
-from flexd.clock import ManualClock
-from flexd.prices import PriceBook, PriceFeedError, fetch_unit_rates, parse_unit_rates
+from core.clock import ManualClock
+from flexd.prices.feed import PriceBook, PriceFeedError, fetch_unit_rates, parse_unit_rates
 from simulator.octopus_api import OctopusPriceSimulator
 
 # 2026-06-10 10:00 BST

@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from core.clock import ManualClock
 from devices.base import BatteryMode, InverterAdapter
-from flexd.clock import ManualClock
 from simulator.faults import Faults
 from simulator.world import SiteWorld
 

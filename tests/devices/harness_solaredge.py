@@ -1,5 +1,5 @@
+from core.clock import ManualClock
 from devices.solaredge import SolarEdgeAdapter
-from flexd.clock import ManualClock
 from simulator.faults import Faults
 from simulator.solaredge import SolarEdgeSimulator
 from simulator.world import SiteWorld

@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from core.clock import ManualClock
 from devices import enphase_api as E
 from devices.base import BatteryMode, SetBatteryMode, SetReserve
 from devices.errors import BadPayload, NotSupported
-from flexd.clock import ManualClock
 from tests.devices.harness_enphase import make_pair
 
 METERS = [

@@ -7,10 +7,10 @@ import pytest
 from givenergy_modbus.model import TimeSlot
 from givenergy_modbus.pdu.write_registers import WriteHoldingRegisterRequest
 
+from core.clock import ManualClock
 from devices import givenergy_registers as R
 from devices.base import BatteryMode, ModeWindow, SetBatteryMode, SetReserve, SetSchedule
 from devices.errors import BadPayload, NotSupported
-from flexd.clock import ManualClock
 from tests.devices.harness_givenergy import make_pair
 
 

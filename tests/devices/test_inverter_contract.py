@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from core.clock import ManualClock
 from devices.base import BatteryMode, SetBatteryMode, SetReserve
 from devices.errors import AuthenticationFailed, BadPayload, DeviceUnavailable
-from flexd.clock import ManualClock
 from tests.devices.harness import BRANDS, make_pair
 
 # Winter midday-ish: little PV, so forced modes show clearly on the grid meter.

@@ -4,10 +4,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from core.clock import ManualClock
 from devices import powerwall_api as P
 from devices.base import BatteryMode, SetBatteryMode
 from devices.errors import BadPayload, NotSupported
-from flexd.clock import ManualClock
 from tests.devices.harness_powerwall import make_pair
 
 

@@ -6,10 +6,10 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from flexd.bus import MqttBus
-from flexd.clock import ManualClock
+from core.clock import ManualClock
 from flexd.config import MqttConfig, parse_config
-from flexd.runtime import build_sites
+from flexd.control.runtime import build_sites
+from flexd.mqtt.bus import MqttBus
 from flexd.service import Service
 from flexd.storage import Storage
 

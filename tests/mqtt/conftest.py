@@ -4,11 +4,11 @@ import asyncio
 
 import pytest
 
+from core.clock import ManualClock
 from devices.base import ChargerState, ChargerStatus
-from flexd.bus import MqttBus
-from flexd.clock import ManualClock
 from flexd.config import MqttConfig, parse_config
-from flexd.runtime import build_sites
+from flexd.control.runtime import build_sites
+from flexd.mqtt.bus import MqttBus
 from flexd.service import Service
 from flexd.storage import Storage
 from tests.mqtt.helpers import NOW

@@ -12,8 +12,8 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from flexd.bus import MqttBus
 from flexd.config import MqttConfig
+from flexd.mqtt.bus import MqttBus
 from flexd.service import Event
 from tests.mqtt.helpers import NOW, first
 

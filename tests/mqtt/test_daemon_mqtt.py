@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import aiomqtt
 
+from core.clock import ScaledClock
 from devices.base import ChargerStatus
-from flexd.backends import Backends
-from flexd.clock import ScaledClock
 from flexd.config import MqttConfig, parse_config
 from flexd.daemon import Daemon
 from flexd.storage import Storage
+from flexd.wiring import Backends
 
 START = datetime(2026, 1, 15, 17, 0, tzinfo=UTC)  # the evening peak: the plan waits to charge
 

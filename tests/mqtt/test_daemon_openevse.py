@@ -4,11 +4,11 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from flexd.backends import Backends
-from flexd.clock import ScaledClock
+from core.clock import ScaledClock
 from flexd.config import parse_config
 from flexd.daemon import Daemon
 from flexd.storage import Storage
+from flexd.wiring import Backends
 
 START = datetime(2026, 1, 15, 22, 0, tzinfo=UTC)
 

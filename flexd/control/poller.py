@@ -9,14 +9,14 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from core.clock import Clock
 from devices.base import ChargerState, InverterState
 from devices.errors import AuthenticationFailed, DeviceError, NotSupported
 from devices.retry import with_timeout
-from flexd.clock import Clock
-from flexd.metrics import Metrics
-from flexd.runtime import DeviceRuntime
+from flexd.control.runtime import DeviceRuntime
+from flexd.obs.metrics import Metrics
 
-log = structlog.get_logger("flexd.poller")
+log = structlog.get_logger("flexd.control.poller")
 OnState = Callable[[DeviceRuntime], Awaitable[None]]
 
 

@@ -14,12 +14,12 @@ from typing import Any
 
 import structlog
 
-from flexd.clock import Clock
+from core.clock import Clock
 from flexd.config import Config, DeviceConfig, SiteConfig
-from flexd.runtime import SiteRuntime
+from flexd.control.runtime import SiteRuntime
 from simulator.world import SiteWorld, default_load_w
 
-log = structlog.get_logger("flexd.backends")
+log = structlog.get_logger("flexd.wiring")
 Closer = Callable[[], Awaitable[None]]
 
 

@@ -8,18 +8,20 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from core.errors import FieldError
+
 LONDON = ZoneInfo("Europe/London")
 EARLIEST_READY_BY = time(4, 0)
 LATEST_READY_BY = time(11, 0)
 
 
-class InputError(ValueError):
+class InputError(FieldError):
     """Bad input from a user or client: names the field and the reason."""
 
+    field: str
+
     def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
+        super().__init__(field, reason)
 
 
 @dataclass(frozen=True, slots=True)

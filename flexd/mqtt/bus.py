@@ -25,10 +25,10 @@ from typing import Any
 import aiomqtt
 
 from flexd.config import MqttConfig
-from flexd.preferences import InputError
+from flexd.control.preferences import InputError
 from flexd.service import Conflict, Event, NotFound, Service
 
-log = logging.getLogger("flexd.bus")
+log = logging.getLogger("flexd.mqtt.bus")
 
 RETAINED_KINDS = {"state", "plan", "dispatches"}
 SITE_KINDS = {"tariff"}  # retained, one per site: <prefix>/<site>/<kind>

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from flexd.metering import HalfHourAccumulator, PowerIntegrator, RegisterIntegrator
+from flexd.energy.integrators import HalfHourAccumulator, PowerIntegrator, RegisterIntegrator
 from flexd.storage import ReadingRow, parse_ts, ts
 
 KWH_PLACES = Decimal("0.001")

@@ -13,7 +13,7 @@ from typing import Any
 from devices.base import ChargerAdapter, ChargerState, InverterAdapter, InverterState
 from devices.ev_soc import SocReading
 from flexd.config import DeviceConfig, SiteConfig
-from flexd.preferences import Preferences
+from flexd.control.preferences import Preferences
 
 STALE_AFTER_POLLS = 2  # missed polls before a device's state is stale
 OFFLINE_AFTER_POLLS = 5  # ... and before the device is offline

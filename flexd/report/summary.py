@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import rating
 from devices.base import ChargerState
-from flexd.metering import HALF_HOUR, HalfHourAccumulator
+from flexd.energy.integrators import HALF_HOUR, HalfHourAccumulator
 from flexd.storage import RatedRow
 
 if TYPE_CHECKING:

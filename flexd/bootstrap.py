@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from flexd import logs
-from flexd.backends import Backends
-from flexd.clock import Clock, ScaledClock, SystemClock
+from core.clock import Clock, ScaledClock, SystemClock
 from flexd.config import Config, ConfigError, load_config
 from flexd.daemon import Daemon
+from flexd.obs import logs
 from flexd.storage import Storage
+from flexd.wiring import Backends
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -78,7 +78,7 @@ async def run_daemon(
     try:
         await daemon.run()
         if summary:
-            from flexd.summary import print_summary
+            from flexd.report.summary import print_summary
 
             await print_summary(daemon, sys.stdout)
     finally:

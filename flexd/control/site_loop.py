@@ -26,13 +26,13 @@ from devices.base import (
 )
 from devices.errors import DeviceError
 from devices.retry import with_timeout
-from flexd.dispatch_rules import charge_profile, inverter_command
-from flexd.metering import half_hour_start
-from flexd.plan_result import PlanResult
-from flexd.planner import Planner
-from flexd.runtime import DeviceRuntime, Health, SiteRuntime
+from flexd.control.dispatch_rules import charge_profile, inverter_command
+from flexd.control.plan import PlanResult
+from flexd.control.planner import Planner
+from flexd.control.runtime import DeviceRuntime, Health, SiteRuntime
+from flexd.energy.integrators import half_hour_start
+from flexd.energy.site_meter import RegisterHistory, SiteMeter
 from flexd.service import Event, Service
-from flexd.telemetry import RegisterHistory, SiteMeter
 
 log = structlog.get_logger("flexd.site")
 

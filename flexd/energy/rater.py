@@ -10,8 +10,8 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import rating
-from flexd.clock import Clock
-from flexd.metrics import Metrics
+from core.clock import Clock
+from flexd.obs.metrics import Metrics
 from flexd.storage import RatedRow, Storage
 
 LONDON = ZoneInfo("Europe/London")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from flexd.dispatch_rules import PlanSlot
+from flexd.control.dispatch_rules import PlanSlot
 
 
 def _iso(t: datetime) -> str:

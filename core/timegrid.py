@@ -1,4 +1,5 @@
-"""Europe/London local time for arrays of UTC instants, without a per-slot Python loop.
+"""The Europe/London half-hour grid: scalar helpers for one instant, and local time for arrays
+of UTC instants without a per-slot Python loop.
 
 The UK rule since 1996: BST from 01:00 UTC on the last Sunday of March to 01:00 UTC on the last
 Sunday of October. Tests check these functions against zoneinfo over many years.
@@ -6,7 +7,9 @@ Sunday of October. Tests check these functions against zoneinfo over many years.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
@@ -14,6 +17,35 @@ import numpy.typing as npt
 I64 = npt.NDArray[np.int64]
 DAY = 86400
 HALF_HOUR = 1800
+LONDON = ZoneInfo("Europe/London")
+SLOT = timedelta(minutes=30)
+
+
+def half_hour_start(t: datetime) -> datetime:
+    """The start of the half-hour holding ``t`` (UTC offsets are whole hours here)."""
+    return t.replace(minute=30 if t.minute >= 30 else 0, second=0, microsecond=0)
+
+
+def next_local(after: datetime, hhmm: str) -> datetime:
+    """The next Europe/London wall-clock ``hhmm`` strictly after ``after``."""
+    t = time.fromisoformat(hhmm)
+    local = after.astimezone(LONDON)
+    candidate = datetime.combine(local.date(), t, tzinfo=LONDON)
+    if candidate <= local:
+        candidate = datetime.combine(local.date() + timedelta(days=1), t, tzinfo=LONDON)
+    return candidate.astimezone(after.tzinfo)
+
+
+def local_days(starts: Iterable[datetime]) -> set[date]:
+    """The Europe/London dates holding these instants."""
+    return {s.astimezone(LONDON).date() for s in starts}
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """UTC start and end of one Europe/London day (23, 24 or 25 hours long)."""
+    start = datetime.combine(day, time(0), tzinfo=LONDON)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=LONDON)
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def _last_sunday(year: int, month: int) -> date:

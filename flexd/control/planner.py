@@ -15,15 +15,15 @@ import structlog
 
 import rating
 from devices.base import BatteryMode, ChargerState, InverterState, battery_modes
-from flexd.forecast import ProfileForecaster
-from flexd.metering import half_hour_start
-from flexd.plan_result import PlanResult
-from flexd.prices import PriceBook
-from flexd.runtime import DeviceRuntime, SiteRuntime
+from flexd.control.forecast import ProfileForecaster
+from flexd.control.plan import PlanResult
+from flexd.control.runtime import DeviceRuntime, SiteRuntime
+from flexd.energy.integrators import half_hour_start
+from flexd.prices.feed import PriceBook
 from flexd.storage import DispatchRow
 from optimiser import EV, Battery, FirstSlot, Grid, HighsPlanner, Problem, Schedule
 
-log = structlog.get_logger("flexd.planner")
+log = structlog.get_logger("flexd.control.planner")
 LONDON = ZoneInfo("Europe/London")
 SLOT = timedelta(minutes=30)
 MIN_SLOTS = 16

@@ -1,0 +1,1 @@
+"""The control loop: device polling, site state, planning, dispatching commands and records."""

@@ -1,0 +1,1 @@
+"""Observability: structured logs (one configuration, secrets redacted) and Prometheus metrics."""
