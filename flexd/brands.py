@@ -37,7 +37,7 @@ def _gateway_ssl(dev: DeviceConfig) -> ssl.SSLContext | bool:
 
 
 async def solaredge(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter:
-    from devices.solaredge import SolarEdgeAdapter
+    from devices.solaredge.adapter import SolarEdgeAdapter
 
     host, port = dev.host, dev.port or 1502
     if b.simulated(dev):
@@ -51,7 +51,7 @@ async def solaredge(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter
 
 
 async def givenergy(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter:
-    from devices.givenergy import GivEnergyAdapter
+    from devices.givenergy.adapter import GivEnergyAdapter
 
     host, port = dev.host, dev.port or 8899
     if b.simulated(dev):
@@ -68,7 +68,7 @@ async def givenergy(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter
 
 
 async def powerwall(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter:
-    from devices.powerwall import PowerwallAdapter
+    from devices.powerwall.adapter import PowerwallAdapter
 
     host, port = dev.host, dev.port or 443
     opts = dev.options
@@ -95,7 +95,7 @@ async def powerwall(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter
 
 
 async def enphase(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter:
-    from devices.enphase import EnphaseAdapter
+    from devices.enphase.adapter import EnphaseAdapter
 
     host, port = dev.host, dev.port or 443
     token = dev.secrets.get("token", "")
@@ -126,7 +126,7 @@ def next_local(after: datetime, hhmm: str) -> datetime:
 
 
 async def _central_system(b: Backends, dev: DeviceConfig) -> object:
-    from devices.ocpp_csms import CentralSystem
+    from devices.ocpp.csms import CentralSystem
 
     csms = b.shared.get("csms")
     if csms is None:
@@ -143,8 +143,8 @@ async def _central_system(b: Backends, dev: DeviceConfig) -> object:
 
 
 async def ocpp(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter:
-    from devices.ocpp_charger import OcppChargerAdapter
-    from devices.ocpp_csms import CentralSystem
+    from devices.ocpp.adapter import OcppChargerAdapter
+    from devices.ocpp.csms import CentralSystem
 
     csms = await _central_system(b, dev)
     assert isinstance(csms, CentralSystem)
@@ -203,7 +203,7 @@ async def openevse(b: Backends, site: SiteConfig, dev: DeviceConfig) -> Adapter:
     """OpenEVSE over MQTT: the charger and flexd meet on a broker (``broker_host`` and
     ``broker_port`` on the device, else the [mqtt] broker). A simulated one runs its simulator
     against that same broker, so simulation needs a broker too."""
-    from devices.openevse import OpenEvseAdapter
+    from devices.openevse.adapter import OpenEvseAdapter
 
     host = str(dev.options.get("broker_host", b.config.mqtt.host))
     port = int(dev.options.get("broker_port", b.config.mqtt.port))

@@ -27,8 +27,8 @@ from givenergy_modbus.pdu import (
 from givenergy_modbus.pdu.read_registers import ReadRegistersResponse
 
 from core.clock import Clock, SystemClock
-from devices import givenergy_registers as R
 from devices.base import BatteryMode
+from devices.givenergy import registers as R
 from simulator.faults import Faults
 from simulator.serve import serve_until_interrupted
 from simulator.world import ScheduledMode, SiteWorld

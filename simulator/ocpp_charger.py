@@ -22,7 +22,7 @@ from ocpp.v16.enums import Action
 from websockets.typing import Subprotocol
 
 from core.clock import Clock, SystemClock
-from devices import ocpp_profiles as P
+from devices.ocpp import profiles as P
 from simulator.ev import EV
 
 

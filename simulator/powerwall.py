@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from core.clock import Clock, SystemClock
-from devices import powerwall_api as P
 from devices.base import BatteryMode
+from devices.powerwall import api as P
 from simulator.faults import Faults
 from simulator.https_site import HttpsSite
 from simulator.serve import serve_until_interrupted

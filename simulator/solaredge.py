@@ -11,8 +11,8 @@ import asyncio
 from datetime import UTC, datetime
 
 from core.clock import Clock, SystemClock
-from devices import solaredge_registers as R
 from devices.base import BatteryMode
+from devices.solaredge import registers as R
 from simulator.faults import Faults
 from simulator.modbus_tcp import ModbusError, ModbusTcpServer
 from simulator.serve import serve_until_interrupted

@@ -14,8 +14,8 @@ from devices.base import (
     SocSource,
     StopCharging,
 )
-from devices.ocpp_charger import OcppChargerAdapter
-from devices.ocpp_csms import CentralSystem
+from devices.ocpp.adapter import OcppChargerAdapter
+from devices.ocpp.csms import CentralSystem
 from simulator.ev import EV
 from simulator.ocpp_charger import OcppChargerSimulator
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from devices.base import ChargePeriod
-from devices.ocpp_profiles import charging_profile, limit_at, limit_for, schedule_periods
+from devices.ocpp.profiles import charging_profile, limit_at, limit_for, schedule_periods
 
 T = datetime(2026, 1, 15, 23, 0, tzinfo=UTC)
 M = timedelta(minutes=1)

@@ -16,7 +16,7 @@ from devices.base import (
     StopCharging,
 )
 from devices.errors import DeviceUnavailable
-from devices.openevse import OpenEvseAdapter
+from devices.openevse.adapter import OpenEvseAdapter
 from simulator.ev import EV
 from simulator.openevse import OpenEvseSimulator
 

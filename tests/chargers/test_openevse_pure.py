@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from devices.base import ChargePeriod, ChargeProfile, ChargerStatus
-from devices.openevse import amps_for, claim_at, status_from
+from devices.openevse.adapter import amps_for, claim_at, status_from
 
 T0 = datetime(2026, 1, 15, 23, 30, tzinfo=UTC)
 

@@ -1,5 +1,5 @@
 from core.clock import ManualClock
-from devices.enphase import EnphaseAdapter
+from devices.enphase.adapter import EnphaseAdapter
 from simulator.enphase import EnphaseSimulator, enphase_world
 from simulator.faults import Faults
 from tests.devices.harness import Pair, assemble

@@ -1,5 +1,5 @@
 from core.clock import ManualClock
-from devices.givenergy import GivEnergyAdapter
+from devices.givenergy.adapter import GivEnergyAdapter
 from simulator.faults import Faults
 from simulator.givenergy import GivEnergySimulator
 from simulator.world import SiteWorld

@@ -1,6 +1,6 @@
 from core.clock import ManualClock
 from devices.base import BatteryMode
-from devices.powerwall import PowerwallAdapter
+from devices.powerwall.adapter import PowerwallAdapter
 from simulator.faults import Faults
 from simulator.powerwall import PowerwallSimulator, powerwall_world
 from tests.devices.harness import Pair, assemble

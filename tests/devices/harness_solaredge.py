@@ -1,5 +1,5 @@
 from core.clock import ManualClock
-from devices.solaredge import SolarEdgeAdapter
+from devices.solaredge.adapter import SolarEdgeAdapter
 from simulator.faults import Faults
 from simulator.solaredge import SolarEdgeSimulator
 from simulator.world import SiteWorld

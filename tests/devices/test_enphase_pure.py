@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 import pytest
 
 from core.clock import ManualClock
-from devices import enphase_api as E
 from devices.base import BatteryMode, SetBatteryMode, SetReserve
+from devices.enphase import api as E
 from devices.errors import BadPayload, NotSupported
 from tests.devices.harness_enphase import make_pair
 

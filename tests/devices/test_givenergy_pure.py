@@ -8,9 +8,9 @@ from givenergy_modbus.model import TimeSlot
 from givenergy_modbus.pdu.write_registers import WriteHoldingRegisterRequest
 
 from core.clock import ManualClock
-from devices import givenergy_registers as R
 from devices.base import BatteryMode, ModeWindow, SetBatteryMode, SetReserve, SetSchedule
 from devices.errors import BadPayload, NotSupported
+from devices.givenergy import registers as R
 from tests.devices.harness_givenergy import make_pair
 
 
@@ -150,7 +150,7 @@ async def test_schedule_is_followed_by_the_simulated_inverter():
 
 
 async def test_frames_are_spaced_for_a_real_dongle():
-    from devices.givenergy import GivEnergyAdapter
+    from devices.givenergy.adapter import GivEnergyAdapter
     from simulator.givenergy import GivEnergySimulator
     from simulator.world import SiteWorld
 

@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 import pytest
 
 from core.clock import ManualClock
-from devices import powerwall_api as P
 from devices.base import BatteryMode, SetBatteryMode
 from devices.errors import BadPayload, NotSupported
+from devices.powerwall import api as P
 from tests.devices.harness_powerwall import make_pair
 
 

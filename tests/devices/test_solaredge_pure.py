@@ -4,10 +4,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from devices import solaredge_registers as R
 from devices.base import BatteryMode, SetBatteryMode, SetReserve, SetSchedule
 from devices.errors import BadPayload, NotSupported
-from devices.solaredge import parse_state, verify, writes_for
+from devices.solaredge import registers as R
+from devices.solaredge.adapter import parse_state, verify, writes_for
 
 NOW = datetime(2026, 1, 15, 12, tzinfo=UTC)
 

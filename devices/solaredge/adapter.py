@@ -16,7 +16,6 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from core.clock import Clock
-from devices import solaredge_registers as R
 from devices.base import (
     BatteryMode,
     CommandResult,
@@ -28,6 +27,7 @@ from devices.base import (
 )
 from devices.errors import BadPayload, DeviceUnavailable, NotSupported
 from devices.retry import with_timeout
+from devices.solaredge import registers as R
 
 REMOTE_TIMEOUT_S = 3600  # a remote command lapses to the default mode unless re-sent
 

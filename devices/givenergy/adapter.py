@@ -5,7 +5,7 @@ a CRC around Modbus-like PDUs), encoded and decoded by the ``givenergy-modbus`` 
 classes and framer. flexd drives its own request/response loop on top instead of the library's
 ``Client``: the dongle answers one request at a time, and the library client's plant detection
 and keep-last-good guards would hide exactly the changes flexd must see (a forced charge moving
-the SoC). Registers are parsed and writes built in :mod:`devices.givenergy_registers`.
+the SoC). Registers are parsed and writes built in :mod:`devices.givenergy.registers`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from givenergy_modbus.pdu.read_registers import ReadRegistersResponse
 from givenergy_modbus.pdu.write_registers import WriteHoldingRegisterResponse
 
 from core.clock import Clock
-from devices import givenergy_registers as R
 from devices.base import (
     CommandResult,
     InverterCommand,
@@ -36,6 +35,7 @@ from devices.base import (
     SetSchedule,
 )
 from devices.errors import BadPayload, DeviceError, DeviceUnavailable, NotSupported
+from devices.givenergy import registers as R
 from devices.retry import with_timeout
 
 

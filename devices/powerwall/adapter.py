@@ -1,6 +1,6 @@
 """Tesla Powerwall: reads from the local gateway over HTTPS, control through the Fleet-API-shaped
 energy site endpoints (the gateway answers local control with 403). Own code on aiohttp; the
-payloads and the mode mapping are in :mod:`devices.powerwall_api`.
+payloads and the mode mapping are in :mod:`devices.powerwall.api`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import ssl
 from typing import ClassVar
 
 from core.clock import Clock
-from devices import powerwall_api as P
 from devices.base import (
     BatteryMode,
     CommandResult,
@@ -20,6 +19,7 @@ from devices.base import (
 )
 from devices.errors import AuthenticationFailed, BadPayload, NotSupported
 from devices.http_json import JsonHttp
+from devices.powerwall import api as P
 from devices.retry import with_timeout
 
 

@@ -3,7 +3,7 @@
 The HTTP layer is flexd's own (:mod:`devices.http_json`): ``pyenphase``'s ``Envoy`` always
 speaks to port 443, probes every endpoint at set-up and fetches tokens from Enlighten; flexd
 needs a given port, a given token and nothing leaving the house. Payloads are parsed with
-pyenphase's models (:mod:`devices.enphase_api`).
+pyenphase's models (:mod:`devices.enphase.api`).
 
 The Enphase cloud may put back its own copy of the storage settings minutes after a local
 change. The adapter remembers what it last set and, on every read, if the gateway's settings
@@ -18,7 +18,6 @@ from typing import ClassVar
 import structlog
 
 from core.clock import Clock
-from devices import enphase_api as E
 from devices.base import (
     BatteryMode,
     CommandResult,
@@ -27,11 +26,12 @@ from devices.base import (
     SetBatteryMode,
     SetReserve,
 )
+from devices.enphase import api as E
 from devices.errors import NotSupported
 from devices.http_json import JsonHttp
 from devices.retry import with_timeout
 
-log = structlog.get_logger("flexd.devices.enphase")
+log = structlog.get_logger("flexd.devices.enphase.adapter")
 
 
 class EnphaseAdapter:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 from core.clock import Clock
-from devices import ocpp_profiles as P
 from devices.base import (
     ChargeNow,
     ChargeProfile,
@@ -23,7 +22,8 @@ from devices.base import (
     StopCharging,
 )
 from devices.errors import DeviceUnavailable
-from devices.ocpp_csms import CentralSystem
+from devices.ocpp import profiles as P
+from devices.ocpp.csms import CentralSystem
 from devices.retry import with_timeout
 
 PLUGGED = {"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing"}

@@ -1,0 +1,1 @@
+"""enphase: the adapter and its wire format."""

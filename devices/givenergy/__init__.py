@@ -1,0 +1,1 @@
+"""givenergy: the adapter and its wire format."""

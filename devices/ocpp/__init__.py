@@ -1,0 +1,1 @@
+"""ocpp: the adapter and its wire format."""

@@ -1,0 +1,1 @@
+"""openevse: the adapter and its wire format."""

@@ -1,0 +1,1 @@
+"""powerwall: the adapter and its wire format."""

@@ -1,0 +1,1 @@
+"""solaredge: the adapter and its wire format."""
