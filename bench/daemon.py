@@ -91,8 +91,8 @@ async def run_one(n: int, hours: float, speed: float, inverter: str) -> dict[str
     from flexd.config import parse_config
     from flexd.daemon import Daemon
     from flexd.obs import logs
+    from flexd.simulation import simulated_backends
     from flexd.storage import Storage
-    from flexd.wiring import Backends
 
     tmp = Path(tempfile.mkdtemp(prefix="flexd-bench-"))
     doc = {
@@ -109,7 +109,7 @@ async def run_one(n: int, hours: float, speed: float, inverter: str) -> dict[str
     clock = ScaledClock(START, speed)
     storage = await Storage.open(cfg.database)
     until = START + timedelta(hours=hours)
-    daemon = Daemon(cfg, clock, storage, Backends(cfg, clock, simulate=True), until=until)
+    daemon = Daemon(cfg, clock, storage, simulated_backends(cfg, clock), until=until)
     cycles: list[float] = []
     latency: dict[str, list[float]] = {"start": [], "prices": [], "plug-in": [], "other": []}
     ages: list[float] = []

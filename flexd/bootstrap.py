@@ -70,7 +70,13 @@ async def run_daemon(
         if hours is not None:
             until = clock.now() + timedelta(hours=hours)
     storage = await Storage.open(config.database)
-    backends = Backends(config, clock, simulate=simulate)
+    # Simulators come in only through flexd.simulation: devices when simulating, and the price
+    # feed when the config asks for the simulated one.
+    backends = Backends(config, clock)
+    if simulate or config.prices.source == "simulator":
+        from flexd.simulation import simulated_backends
+
+        backends = simulated_backends(config, clock, devices=simulate)
     daemon = Daemon(config, clock, storage, backends, until=until)
     daemon.install_signal_handlers()
     log.info("starting", sites=len(config.sites), simulate=simulate,

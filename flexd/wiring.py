@@ -1,94 +1,102 @@
-"""Device backends: builds each configured device's adapter, and in simulation starts the
-device's simulator in-process on loopback first (the adapter then talks to it over a real
-socket, exactly as it would to the real device).
+"""Device wiring: each configured device's adapter, built from the brand registry
+(:mod:`devices.registry`), plus the car's cloud API for chargers that have one.
 
-The registry is explicit: one entry per brand, mapping to a builder in :mod:`flexd.brands`.
+Production wiring does not know that simulators exist: a :class:`DeviceHooks` (only
+:mod:`flexd.simulation` makes one) may redirect an endpoint or adjust options before a build
+and attach to the adapter after it.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
 from core.clock import Clock
+from devices.options import ChargerOptions, Endpoint
+from devices.registry import BRANDS, build_vehicle
 from flexd.config import Config, DeviceConfig, SiteConfig
 from flexd.control.runtime import SiteRuntime
-from simulator.world import SiteWorld, default_load_w
 
 log = structlog.get_logger("flexd.wiring")
 Closer = Callable[[], Awaitable[None]]
 
 
-@dataclass
-class SimulatedSite:
-    """The in-process world behind one simulated site: battery/PV/load and the EVs."""
+class DeviceHooks(Protocol):
+    """What simulated mode may change in the wiring (see :mod:`flexd.simulation`)."""
 
-    world: SiteWorld
-    evs: dict[str, Any] = field(default_factory=dict)  # device id -> simulator.ev.EV
-    extra: dict[str, Any] = field(default_factory=dict)  # device id -> simulator handle
+    async def start(self, backends: Backends) -> None: ...
+
+    async def before(
+        self, b: Backends, site: SiteConfig, dev: DeviceConfig, ep: Endpoint, options: Any
+    ) -> tuple[Endpoint, Any]: ...
+
+    async def after(self, b: Backends, site: SiteConfig, dev: DeviceConfig, adapter: Any) -> None:
+        ...
+
+    async def vehicle(self, b: Backends, site: SiteConfig, dev: DeviceConfig) -> Any: ...
 
 
 class Backends:
-    def __init__(self, config: Config, clock: Clock, simulate: bool) -> None:
+    """Builds every device's adapter and owns what must be closed at shutdown (the
+    :class:`devices.options.Resources` the brand builders use)."""
+
+    def __init__(self, config: Config, clock: Clock, hooks: DeviceHooks | None = None) -> None:
         self.config = config
         self.clock = clock
-        self.simulate = simulate
-        self.price_url: str | None = None
-        self.price_sim: Any = None
-        self.sim_sites: dict[str, SimulatedSite] = {}
+        self.hooks = hooks
+        self.price_url: str | None = None  # a price feed served in-process, when there is one
         self.shared: dict[str, Any] = {}  # daemon-wide servers (e.g. the OCPP central system)
         self.vehicles: dict[str, Any] = {}  # charger device id -> its car's cloud API adapter
         self._closers: list[Closer] = []
 
+    @property
+    def mqtt_broker(self) -> tuple[str, int]:
+        return self.config.mqtt.host, self.config.mqtt.port
+
     def on_close(self, closer: Closer) -> None:
         self._closers.append(closer)
 
-    async def start(self, sites: dict[str, SiteRuntime]) -> None:
-        import flexd.brands as brands
+    def endpoint(self, dev: DeviceConfig) -> Endpoint:
+        brand = BRANDS[dev.brand]
+        host, port = dev.host, dev.port or brand.default_port
+        max_w = (dev.ev.max_charge_kw if dev.ev else 7.4) * 1000
+        return Endpoint(dev.id, host, port, dev.timeout_s, dev.secrets, max_power_w=max_w)
 
-        if self.config.prices.source == "simulator":
-            await self._start_price_simulator()
+    async def start(self, sites: dict[str, SiteRuntime]) -> None:
+        if self.hooks is not None:
+            await self.hooks.start(self)
         for site in sites.values():
             for dev in site.devices.values():
-                builder = brands.BUILDERS.get(dev.config.brand)
-                if builder is None:
-                    raise ValueError(f"no backend for brand {dev.config.brand!r}")
-                dev.adapter = await builder(self, site.config, dev.config)
-                dev.vehicle = self.vehicles.get(dev.id)
+                cfg = dev.config
+                ep, options = self.endpoint(cfg), cfg.options
+                if self.hooks is not None:
+                    ep, options = await self.hooks.before(self, site.config, cfg, ep, options)
+                dev.adapter = await BRANDS[cfg.brand].build(options, ep, self)
+                if self.hooks is not None:
+                    await self.hooks.after(self, site.config, cfg, dev.adapter)
+                if isinstance(options, ChargerOptions):
+                    dev.vehicle = await self._vehicle(site.config, cfg, options, ep)
 
-    def sim_site(self, site: SiteConfig) -> SimulatedSite:
-        if site.id not in self.sim_sites:
-            house = default_load_w()
-            world = SiteWorld(self.clock)
-            sim = SimulatedSite(world)
-            # The house's meter sees the car too: the battery may end up feeding it.
-            world.load = lambda t: house(t) + sum(ev.draw_w() for ev in sim.evs.values())
-            self.sim_sites[site.id] = sim
-        return self.sim_sites[site.id]
-
-    def simulated(self, dev: DeviceConfig) -> bool:
-        return self.simulate and dev.simulate
-
-    async def _start_price_simulator(self) -> None:
-        from datetime import time
-
-        from simulator.octopus_api import OctopusPriceSimulator
-
-        cfg = self.config.prices
-        publish = time.fromisoformat(cfg.publish_local)
-        self.price_sim = OctopusPriceSimulator(
-            self.clock, publish_local=publish, late_minutes=cfg.late_minutes
-        )
-        runner, port = await self.price_sim.start()
-        self.price_url = f"http://127.0.0.1:{port}"
-        self.on_close(runner.cleanup)
+    async def _vehicle(
+        self, site: SiteConfig, dev: DeviceConfig, options: ChargerOptions, ep: Endpoint
+    ) -> Any:
+        vehicle = None
+        if self.hooks is not None:
+            vehicle = await self.hooks.vehicle(self, site, dev)
+        if vehicle is None:
+            vehicle = build_vehicle(options, ep)
+        if vehicle is not None:
+            self.vehicles[dev.id] = vehicle
+            self.on_close(vehicle.close)
+        return vehicle
 
     async def close(self) -> None:
         for closer in reversed(self._closers):
-            with contextlib.suppress(Exception):
+            try:
                 await closer()
+            except Exception as exc:  # one device's close must not keep the others open
+                log.warning("close_failed", closer=getattr(closer, "__qualname__", "?"),
+                            error=f"{type(exc).__name__}: {exc}")  # fmt: skip
         self._closers.clear()

@@ -15,6 +15,7 @@ import structlog
 
 import rating
 from devices.base import BatteryMode, ChargerState, InverterState, battery_modes
+from devices.options import BatteryOptions
 from flexd.control.forecast import ProfileForecaster
 from flexd.control.plan import PlanResult
 from flexd.control.runtime import DeviceRuntime, SiteRuntime
@@ -161,15 +162,16 @@ class Planner:
         soc = max(0.0, min(cap, cap * st.battery_soc_pct / 100))
         reserve = cap * site.config.reserve_pct / 100
         opts = inverter.config.options
+        assert isinstance(opts, BatteryOptions)  # every inverter brand's options are
         modes = battery_modes(inverter.adapter)
         return Battery(
             capacity_kwh=cap,
             soc_kwh=soc,
             min_soc_kwh=min(reserve, soc),  # below reserve now: plan from here, never lower
-            charge_kw=float(opts.get("max_charge_kw", 3.0)),
-            discharge_kw=float(opts.get("max_discharge_kw", 3.0)),
-            charge_efficiency=float(opts.get("charge_efficiency", 0.95)),
-            discharge_efficiency=float(opts.get("discharge_efficiency", 0.95)),
+            charge_kw=opts.max_charge_kw,
+            discharge_kw=opts.max_discharge_kw,
+            charge_efficiency=opts.charge_efficiency,
+            discharge_efficiency=opts.discharge_efficiency,
             final_soc_kwh_min=max(reserve, min(soc, cap)) if soc >= reserve else soc,
             grid_charge=BatteryMode.FORCE_CHARGE in modes,
             grid_export=BatteryMode.FORCE_DISCHARGE in modes,

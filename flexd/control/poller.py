@@ -82,7 +82,7 @@ async def run_vehicle_poller(
 ) -> None:  # fmt: skip
     """Read a charger's car through its cloud API, rarely: such APIs are rate-limited and a
     read may wake the car. A failure keeps the last reading (the SoC chain ages it out)."""
-    period = float(dev.config.options.get("vehicle_poll_seconds", 600.0))
+    period = dev.config.options.vehicle_poll_seconds
     while not stop.is_set():
         try:
             state = await dev.vehicle.read_vehicle()

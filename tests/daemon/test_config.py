@@ -38,7 +38,7 @@ def test_parses_typed_objects_and_hashes_tokens():
     assert (bat.kind, car.kind) == ("inverter", "charger")
     assert car.ev is not None and car.ev.capacity_kwh == 64
     assert car.preferences.weekday_ready_by.strftime("%H:%M") == "06:30"
-    assert car.options["charge_point_id"] == "CP1"
+    assert car.options.charge_point_id == "CP1"
     assert cfg.api.tokens[0].sha256 == hash_token("s3cret")
     assert "s3cret" not in repr(cfg)
 
@@ -79,3 +79,56 @@ def test_shipped_configs_load():
     for name in ("flexd.toml", "flexd-flux.toml"):
         cfg = load_config(REPO / "config" / name, env={})
         assert cfg.sites
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "where", "reason"),
+    [
+        (("sites", 0, "devices", 1, "pol_seconds"), 30, "sites[0].devices[1].pol_seconds", "unknown key"),
+        (("sites", 0, "devices", 0, "device_adress"), 17, "sites[0].devices[0].device_adress", "unknown key"),
+        (("sites", 0, "devices", 0, "device_address"), "0x11", "sites[0].devices[0].device_address", "must be an integer"),
+        (("sites", 0, "devices", 0, "max_charge_kw"), True, "sites[0].devices[0].max_charge_kw", "must be a number"),
+        (("sites", 0, "devices", 0, "max_charge_kw"), float("nan"), "sites[0].devices[0].max_charge_kw", "must be a finite number"),
+        (("sites", 0, "devices", 0, "charge_point_id"), "CP9", "sites[0].devices[0].charge_point_id", "unknown key"),
+        (("sites", 0, "devices", 1, "csms_port"), 70000, "sites[0].devices[1].csms_port", "must be <= 65535"),
+        (("sites", 0, "devices", 1, "ev"), {"capacity_kw": 60}, "sites[0].devices[1].ev.capacity_kw", "unknown key"),
+        (("sites", 0, "devices", 1, "ev"), {"plug_in_local": "6pm"}, "sites[0].devices[1].ev.plug_in_local", "must be a local time HH:MM"),
+        (("sites", 0, "devices", 1, "token_env"), "TOK", "sites[0].devices[1].token_env", "unknown key"),
+        (("sites", 0, "tarif"), "io-go", "sites[0].tarif", "unknown key"),
+        (("daemon", "cycle_second"), 30, "daemon.cycle_second", "unknown key"),
+        (("daemon", "cycle_seconds"), float("nan"), "daemon.cycle_seconds", "must be a finite number"),
+        (("api", "prot"), 80, "api.prot", "unknown key"),
+        (("mqtt",), {"hots": "x"}, "mqtt.hots", "unknown key"),
+        (("prices",), {"sorce": "url"}, "prices.sorce", "unknown key"),
+        (("simulaton",), {}, "simulaton", "unknown key"),
+    ],
+)  # fmt: skip
+def test_unknown_keys_and_wrong_types_name_the_key_path(path, value, where, reason):
+    with pytest.raises(ConfigError) as info:
+        parse(_with(path, value))
+    assert (info.value.path, info.value.reason) == (where, reason)
+
+
+def test_brand_options_are_typed_per_brand():
+    doc = _with(("sites", 0, "devices", 0, "device_address"), 0x32)
+    bat, car = parse(doc).sites[0].devices
+    assert type(bat.options).__name__ == "GivEnergyOptions" and bat.options.device_address == 0x32
+    assert type(car.options).__name__ == "OcppOptions" and car.options.csms_port == 9000
+
+
+def test_cli_exits_2_with_the_file_and_key_path(tmp_path):
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        '[[sites]]\nid = "s"\nmeter = "m"\ntariff = "io-go"\n'
+        '[[sites.devices]]\nid = "b"\nbrand = "givenergy"\n'
+        '[[sites.devices]]\nid = "c"\nbrand = "ocpp"\npol_seconds = 3\n'
+    )
+    r = subprocess.run([sys.executable, "-m", "flexd", "run", "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        f"flexd run: {cfg}: sites[0].devices[1].pol_seconds: unknown key"
+    ]

@@ -16,8 +16,8 @@ from core.clock import ScaledClock
 from devices.base import BatteryMode
 from flexd.config import parse_config
 from flexd.daemon import Daemon
+from flexd.simulation import simulated_backends
 from flexd.storage import Storage
-from flexd.wiring import Backends
 
 SPEED = 4000.0
 
@@ -50,7 +50,7 @@ async def run(cfg, start, hours, storage=None, during=None):
     clock = ScaledClock(start, SPEED)
     own = storage is None
     storage = storage or await Storage.open(cfg.database)
-    daemon = Daemon(cfg, clock, storage, Backends(cfg, clock, simulate=True),
+    daemon = Daemon(cfg, clock, storage, simulated_backends(cfg, clock),
                     until=start + timedelta(hours=hours))  # fmt: skip
 
     tasks = []
@@ -116,7 +116,7 @@ async def test_io_flux_day_exports_in_the_peak_and_keeps_the_reserve(tmp_path, i
     lowest = []
 
     async def watch(d):
-        world = d.backends.sim_sites["home"].world
+        world = d.backends.hooks.sim_sites["home"].world
         while not d.stop.is_set():
             lowest.append(world.battery.soc_pct)
             await asyncio.sleep(0.005)
@@ -126,7 +126,7 @@ async def test_io_flux_day_exports_in_the_peak_and_keeps_the_reserve(tmp_path, i
     peak = [r for r in readings if r.register == "export" and 15 <= r.start.hour < 18]  # 16-19 BST
     assert sum(r.kwh for r in peak) > Decimal(4)
     assert min(lowest) >= 20 - 1.0
-    assert daemon.backends.sim_sites["home"].world.mode == BatteryMode.SELF_USE  # left safe
+    assert daemon.backends.hooks.sim_sites["home"].world.mode == BatteryMode.SELF_USE  # left safe
     await storage.close()
 
 
@@ -210,7 +210,7 @@ async def test_sigterm_mid_night_finishes_writes_and_leaves_devices_safe(tmp_pat
 
     async def busy_then_sigterm(d):
         d.install_signal_handlers()
-        sim = d.backends.sim_sites["home"]
+        sim = d.backends.hooks.sim_sites["home"]
         world, ev = sim.world, sim.evs["charger"]
         while True:
             await asyncio.sleep(0.01)
@@ -222,7 +222,7 @@ async def test_sigterm_mid_night_finishes_writes_and_leaves_devices_safe(tmp_pat
         os.kill(os.getpid(), signal.SIGTERM)
 
     daemon = await run(cfg, start, 4, storage, during=busy_then_sigterm)
-    sim = daemon.backends.sim_sites["home"]
+    sim = daemon.backends.hooks.sim_sites["home"]
     world, ev = sim.world, sim.evs["charger"]
     assert seen["before"][0] != BatteryMode.SELF_USE and seen["before"][1] > 0
     # Stopped by the signal, long before the run's end.
@@ -261,14 +261,14 @@ async def test_car_soc_comes_from_its_cloud_api_when_the_charger_reports_none(tm
     start = datetime(2026, 1, 15, 17, 0, tzinfo=UTC)
     cfg = config(tmp_path, charger=True, start=start, hours=2, plug_in="17:30")
     charger = next(d for d in cfg.sites[0].devices if d.id == "charger")
-    opts = {**charger.options, "reports_soc": False, "vehicle_api": True,
-            "vehicle_poll_seconds": 300}  # fmt: skip
+    opts = dataclasses.replace(charger.options, reports_soc=False, vehicle_api=True,
+                               vehicle_poll_seconds=300)  # fmt: skip
     devices = tuple(dataclasses.replace(d, options=opts) if d.id == "charger" else d
                     for d in cfg.sites[0].devices)  # fmt: skip
     cfg = dataclasses.replace(cfg, sites=(dataclasses.replace(cfg.sites[0], devices=devices),))
     daemon = await run(cfg, start, 2)
     dev = daemon.sites["home"].devices["charger"]
-    ev = daemon.backends.sim_sites["home"].evs["charger"]
+    ev = daemon.backends.hooks.sim_sites["home"].evs["charger"]
     assert dev.vehicle is not None and dev.vehicle_soc is not None
     assert dev.soc_source == "vehicle-api"
     assert dev.soc_pct == pytest.approx(ev.soc_pct, abs=2.0)  # the API rounds to whole percent

@@ -11,8 +11,8 @@ from core.clock import ScaledClock
 from devices.base import ChargerStatus
 from flexd.config import MqttConfig, parse_config
 from flexd.daemon import Daemon
+from flexd.simulation import simulated_backends
 from flexd.storage import Storage
-from flexd.wiring import Backends
 
 START = datetime(2026, 1, 15, 17, 0, tzinfo=UTC)  # the evening peak: the plan waits to charge
 
@@ -47,12 +47,12 @@ async def test_bump_over_mqtt_makes_the_simulated_car_charge(tmp_path, mosquitto
     cfg = config(tmp_path, mosquitto)
     clock = ScaledClock(START, 300.0)
     storage = await Storage.open(cfg.database)
-    daemon = Daemon(cfg, clock, storage, Backends(cfg, clock, simulate=True),
+    daemon = Daemon(cfg, clock, storage, simulated_backends(cfg, clock),
                     until=START + timedelta(hours=3))  # fmt: skip
     seen: dict[str, object] = {}
 
     async def drive(d):
-        ev = d.backends.sim_sites["home"].evs["charger"]
+        ev = d.backends.hooks.sim_sites["home"].evs["charger"]
         async with asyncio.timeout(60):
             while (await retained(mosquitto, "flexd/home/status")).payload != b"online":
                 await asyncio.sleep(0.1)

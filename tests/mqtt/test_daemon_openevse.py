@@ -7,8 +7,8 @@ from decimal import Decimal
 from core.clock import ScaledClock
 from flexd.config import parse_config
 from flexd.daemon import Daemon
+from flexd.simulation import simulated_backends
 from flexd.storage import Storage
-from flexd.wiring import Backends
 
 START = datetime(2026, 1, 15, 22, 0, tzinfo=UTC)
 
@@ -28,10 +28,10 @@ async def test_openevse_car_charges_overnight_in_smart_dispatches(tmp_path, mosq
     cfg = parse_config(doc, tmp_path, env={})
     clock = ScaledClock(START, 3000.0)
     storage = await Storage.open(cfg.database)
-    daemon = Daemon(cfg, clock, storage, Backends(cfg, clock, simulate=True),
+    daemon = Daemon(cfg, clock, storage, simulated_backends(cfg, clock),
                     until=START + timedelta(hours=9))  # fmt: skip
     await asyncio.wait_for(daemon.run(), timeout=120)
-    ev = daemon.backends.sim_sites["home"].evs["evse"]
+    ev = daemon.backends.hooks.sim_sites["home"].evs["evse"]
     smart = await storage.dispatches(device_id="evse", kind="smart")
     await storage.close()
     assert ev.soc_pct >= 59.0

@@ -1,0 +1,223 @@
+"""flexd.toml parsed once at start-up into the frozen dataclasses of :mod:`flexd.config.model`.
+
+Errors raise :class:`ConfigError` naming the key path and the reason; an unknown key is an error.
+Secrets are never inline: a key ending in ``_env`` names an environment variable and one ending
+in ``_file`` a file; the loader resolves them once.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime, time
+from pathlib import Path
+from typing import Any
+
+from flexd.config.devices import parse_device
+from flexd.config.model import (
+    ROLES,
+    ApiConfig,
+    Config,
+    ConfigError,
+    MqttConfig,
+    PriceConfig,
+    SimulationConfig,
+    SiteConfig,
+    TokenConfig,
+    hash_token,
+)
+from flexd.config.values import get, known, num, secret, secret_keys, table
+
+SECTIONS = ("daemon", "api", "mqtt", "prices", "simulation", "sites")
+SITE_KEYS = ("id", "account", "meter", "tariff", "import_kw", "export_kw", "reserve_pct",
+             "replan_soc_margin_pct", "stability_threshold_p", "devices")  # fmt: skip
+_PRICE_DEFAULTS = PriceConfig()
+
+
+def _site(doc: Any, path: str, env: Mapping[str, str]) -> SiteConfig:
+    if not isinstance(doc, Mapping):
+        raise ConfigError(path.rstrip("."), "must be a table")
+    known(doc, SITE_KEYS, path)
+    for key in ("id", "meter", "tariff"):
+        if not isinstance(doc.get(key), str) or not doc[key]:
+            raise ConfigError(f"{path}{key}", "is required (a string)")
+    devices = doc.get("devices", [])
+    if not isinstance(devices, list):
+        raise ConfigError(f"{path}devices", "must be an array of tables")
+    parsed = tuple(parse_device(d, f"{path}devices[{i}].", env) for i, d in enumerate(devices))
+    ids = [d.id for d in parsed]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{path}devices", "device ids must be unique")
+    return SiteConfig(
+        id=doc["id"],
+        account=get(doc, "account", str, path, doc["id"]),
+        meter=doc["meter"],
+        tariff=doc["tariff"],
+        import_kw=num(doc, "import_kw", path, 15.0, 0.1),
+        export_kw=num(doc, "export_kw", path, 5.0),
+        reserve_pct=num(doc, "reserve_pct", path, 10.0),
+        replan_soc_margin_pct=num(doc, "replan_soc_margin_pct", path, 5.0),
+        stability_threshold_p=num(doc, "stability_threshold_p", path, 1.0),
+        devices=parsed,
+    )
+
+
+def _tokens(doc: Mapping[str, Any], env: Mapping[str, str]) -> tuple[TokenConfig, ...]:
+    raw = doc.get("tokens", [])
+    if not isinstance(raw, list):
+        raise ConfigError("api.tokens", "must be an array of tables")
+    out = []
+    for i, t in enumerate(raw):
+        path = f"api.tokens[{i}]."
+        if not isinstance(t, Mapping):
+            raise ConfigError(path.rstrip("."), "must be a table")
+        known(t, {"name", "role", "account", "sha256", *secret_keys(["token"])}, path)
+        name = get(t, "name", str, path, f"token{i}")
+        role = get(t, "role", str, path, None)
+        if role not in ROLES:
+            raise ConfigError(f"{path}role", f"must be one of {', '.join(ROLES)}")
+        account = get(t, "account", str, path, None)
+        if role == "app" and not account:
+            raise ConfigError(f"{path}account", "an app token is bound to one account")
+        digest = get(t, "sha256", str, path, None)
+        if digest is None:
+            token = secret(t, "token", path, env)
+            if token is None:
+                raise ConfigError(path.rstrip("."), "needs sha256, token_env or token_file")
+            digest = hash_token(token)
+        elif len(digest) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digest):
+            raise ConfigError(f"{path}sha256", "must be a hex SHA-256 digest")
+        out.append(TokenConfig(name=name, role=role, sha256=digest.lower(), account=account))
+    return tuple(out)
+
+
+def _api(api: Mapping[str, Any], env: Mapping[str, str], rel: Any) -> ApiConfig:
+    known(api, ("enabled", "host", "port", "tls_cert", "tls_key", "max_body_bytes", "tokens"),
+          "api.")  # fmt: skip
+    cfg = ApiConfig(
+        enabled=bool(get(api, "enabled", bool, "api.", True)),
+        host=get(api, "host", str, "api.", "127.0.0.1"),
+        port=int(get(api, "port", int, "api.", 8080)),
+        tls_cert=rel(get(api, "tls_cert", str, "api.", None)),
+        tls_key=rel(get(api, "tls_key", str, "api.", None)),
+        max_body_bytes=int(get(api, "max_body_bytes", int, "api.", 1_048_576)),
+        tokens=_tokens(api, env),
+    )
+    if (cfg.tls_cert is None) != (cfg.tls_key is None):
+        raise ConfigError("api.tls_key", "tls_cert and tls_key go together")
+    return cfg
+
+
+def _mqtt(mqtt: Mapping[str, Any], env: Mapping[str, str], rel: Any) -> MqttConfig:
+    known(mqtt, {"enabled", "host", "port", "tls", "tls_ca_file", "ha_discovery", "prefix",
+                 *secret_keys(["username", "password"])}, "mqtt.")  # fmt: skip
+    return MqttConfig(
+        enabled=bool(get(mqtt, "enabled", bool, "mqtt.", False)),
+        host=get(mqtt, "host", str, "mqtt.", "127.0.0.1"),
+        port=int(get(mqtt, "port", int, "mqtt.", 1883)),
+        username=secret(mqtt, "username", "mqtt.", env),
+        password=secret(mqtt, "password", "mqtt.", env),
+        tls=bool(get(mqtt, "tls", bool, "mqtt.", False)),
+        tls_ca_file=rel(get(mqtt, "tls_ca_file", str, "mqtt.", None)),
+        ha_discovery=bool(get(mqtt, "ha_discovery", bool, "mqtt.", True)),
+        prefix=get(mqtt, "prefix", str, "mqtt.", "flexd"),
+    )
+
+
+def _prices(prices: Mapping[str, Any], rel: Any) -> PriceConfig:
+    known(prices, ("source", "base_url", "product", "import_tariff", "export_tariff",
+                   "import_file", "export_file", "poll_minutes", "publish_local",
+                   "late_minutes"), "prices.")  # fmt: skip
+    source = get(prices, "source", str, "prices.", "simulator")
+    if source not in ("url", "file", "simulator"):
+        raise ConfigError("prices.source", "must be url, file or simulator")
+    d = _PRICE_DEFAULTS
+    publish = get(prices, "publish_local", str, "prices.", "16:00")
+    try:
+        time.fromisoformat(publish)
+    except ValueError:
+        raise ConfigError("prices.publish_local", "must be a local time HH:MM") from None
+    return PriceConfig(
+        source=source,
+        base_url=get(prices, "base_url", str, "prices.", d.base_url),
+        product=get(prices, "product", str, "prices.", d.product),
+        import_tariff=get(prices, "import_tariff", str, "prices.", d.import_tariff),
+        export_tariff=get(prices, "export_tariff", str, "prices.", d.export_tariff),
+        import_file=rel(get(prices, "import_file", str, "prices.", None)),
+        export_file=rel(get(prices, "export_file", str, "prices.", None)),
+        poll_minutes=num(prices, "poll_minutes", "prices.", 30.0, 0.1),
+        publish_local=publish,
+        late_minutes=num(prices, "late_minutes", "prices.", 0.0),
+    )
+
+
+def _simulation(sim: Mapping[str, Any]) -> SimulationConfig:
+    known(sim, ("start", "speed", "hours"), "simulation.")
+    start = get(sim, "start", (str, datetime), "simulation.", None)
+    if isinstance(start, str):
+        try:
+            start = datetime.fromisoformat(start)
+        except ValueError:
+            raise ConfigError("simulation.start", "must be an ISO-8601 instant") from None
+    if start is not None and start.tzinfo is None:
+        raise ConfigError("simulation.start", "must carry an offset (Z or +01:00)")
+    return SimulationConfig(
+        start=start,
+        speed=num(sim, "speed", "simulation.", 3600.0, 0.001),
+        hours=num(sim, "hours", "simulation.", 24.0, 0.01),
+    )
+
+
+def parse_config(
+    doc: Mapping[str, Any], base_dir: Path, env: Mapping[str, str] | None = None
+) -> Config:
+    env = os.environ if env is None else env
+    known(doc, SECTIONS, "")
+    daemon = table(doc, "daemon", "")
+    known(daemon, ("database", "log_format", "cycle_seconds", "planner_threads"), "daemon.")
+    db = Path(get(daemon, "database", str, "daemon.", "flexd.sqlite"))
+
+    def rel(p: str | None) -> Path | None:
+        return None if p is None else (base_dir / p if not Path(p).is_absolute() else Path(p))
+
+    sites_raw = doc.get("sites", [])
+    if not isinstance(sites_raw, list) or not sites_raw:
+        raise ConfigError("sites", "at least one [[sites]] table is required")
+    sites = tuple(_site(s, f"sites[{i}].", env) for i, s in enumerate(sites_raw))
+    if len({s.id for s in sites}) != len(sites):
+        raise ConfigError("sites", "site ids must be unique")
+    all_dev = [d.id for s in sites for d in s.devices]
+    if len(set(all_dev)) != len(all_dev):
+        raise ConfigError("sites", "device ids must be unique across sites")
+    log_format = get(daemon, "log_format", str, "daemon.", "auto")
+    if log_format not in ("auto", "json", "console"):
+        raise ConfigError("daemon.log_format", "must be auto, json or console")
+    return Config(
+        database=db if db.is_absolute() else base_dir / db,
+        log_format=log_format,
+        cycle_seconds=num(daemon, "cycle_seconds", "daemon.", 300.0, 1.0),
+        planner_threads=int(num(daemon, "planner_threads", "daemon.", 0, 0)),
+        api=_api(table(doc, "api", ""), env, rel),
+        mqtt=_mqtt(table(doc, "mqtt", ""), env, rel),
+        prices=_prices(table(doc, "prices", ""), rel),
+        simulation=_simulation(table(doc, "simulation", "")),
+        sites=sites,
+    )
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    try:
+        with path.open("rb") as fh:
+            doc = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(str(path), "no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    # Relative paths in the file are relative to the file's own directory.
+    try:
+        cfg = parse_config(doc, path.resolve().parent, env)
+    except ConfigError as exc:  # name the file too: an operator may have several
+        raise ConfigError(exc.path, exc.reason, file=str(path)) from None
+    return replace(cfg, source=path)
