@@ -15,10 +15,8 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
-import aiohttp
 import structlog
 
 import rating
@@ -32,7 +30,7 @@ from flexd.control.site_loop import SiteLoop
 from flexd.energy.integrators import half_hour_start
 from flexd.energy.rater import Rater
 from flexd.obs.metrics import Metrics
-from flexd.prices.feed import PriceBook, PriceFeedError, fetch_unit_rates, read_price_file
+from flexd.prices.feed import PriceFeed, PriceFeedError
 from flexd.service import Service
 from flexd.storage import Storage
 from flexd.wiring import Backends
@@ -65,8 +63,11 @@ class Daemon:
         self.sites: dict[str, SiteRuntime] = build_sites(self.config.sites)
         self.service = Service(self.config, self.storage, self.clock, self.sites, self.metrics)
         self.tariffs = {s.meter: rating.load_tariff(s.tariff) for s in self.config.sites}
-        self.prices = PriceBook()
-        self.service.rater = Rater(self.storage, self.clock, self.metrics, self.tariffs)
+        # The one price book: the feed fills it, the planners and the rater read it.
+        self.prices = rating.PriceBook()
+        self.service.rater = Rater(
+            self.storage, self.clock, self.metrics, self.tariffs, prices=self.prices
+        )
         # Solves run off the event loop, one per core at most (HiGHS releases the GIL): more
         # threads only contend. Fewer keep the pollers fresher in a re-plan storm but make the
         # storm last longer (bench/daemon.py, BENCHMARKS.md).
@@ -114,11 +115,12 @@ class Daemon:
 
     async def _price_feed(self) -> None:
         cfg = self.config.prices
+        feed = PriceFeed(cfg, self.clock, self.prices, self.backends.price_url)
         fallback_said = False
         while not self.stop.is_set():
             got = 0
             try:
-                got = await self._fetch_prices()
+                got = await feed.fetch()
             except PriceFeedError as exc:
                 log.warning("prices_unavailable", error=str(exc))
             now = self.clock.now()
@@ -128,6 +130,7 @@ class Daemon:
                 log.info("prices_updated", new_slots=got, known_until=until.isoformat())
                 for site in self.sites.values():
                     site.request_replan("prices")
+                await self.service.rater.retry_waiting()  # Agile days that lacked prices
                 fallback_said = False
             elif until < now + timedelta(hours=8) and not fallback_said:
                 note = "planning on the tariff's fixed rates where prices are missing"
@@ -135,39 +138,13 @@ class Daemon:
                 fallback_said = True
             await self.clock.sleep(cfg.poll_minutes * 60)
 
-    async def _fetch_prices(self) -> int:
-        cfg = self.config.prices
-        if cfg.source == "file":
-            new = 0
-            if cfg.import_file:
-                new += self.prices.add("import", read_price_file(cfg.import_file))
-            if cfg.export_file:
-                new += self.prices.add("export", read_price_file(cfg.export_file))
-            return new
-        base = self.backends.price_url or cfg.base_url
-        now = self.clock.now()
-        start = half_hour_start(now) - timedelta(hours=24)
-        end = start + timedelta(days=3)
-        new = 0
-        async with aiohttp.ClientSession() as session:
-            for direction, tariff in (("import", cfg.import_tariff), ("export", cfg.export_tariff)):
-                if tariff is None:
-                    continue
-                slots = await fetch_unit_rates(
-                    session, base, cfg.product, tariff, start, end, sleep=self.clock.sleep
-                )
-                new += self.prices.add(direction, slots)
-                await self.storage.upsert_prices(
-                    tariff, [(s.start, s.end, Decimal(s.value_p)) for s in slots]
-                )
-        return new
-
     async def _site(self, loop: SiteLoop) -> None:
         site = loop.site
         while not self.stop.is_set():
             try:
                 await loop.cycle()
             except Exception as exc:  # one bad cycle must not end the site's control
+                self.metrics.cycle_failures.inc(site=site.config.id)
                 log.exception("cycle_failed", site=site.config.id, error=str(exc))
             now = self.clock.now()
             to_boundary = (half_hour_start(now) + timedelta(minutes=30) - now).total_seconds()

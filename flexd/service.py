@@ -77,7 +77,7 @@ class Service:
         """Re-rate the local days holding ``starts``; push every new version as an event."""
         if self.rater is None or not starts:
             return 0
-        from flexd.energy.rater import local_days
+        from core.timegrid import local_days
 
         new = await self.rater.rate_days(meter, local_days(starts), reason)
         site = next((s.config.id for s in self.sites.values() if s.config.meter == meter), "")

@@ -13,7 +13,8 @@ from rating.io import (
     write_rated_csv,
     write_rated_json,
 )
-from rating.model import Dispatch, Prices, RatedSlot, RatingInputError, Reading
+from rating.model import Dispatch, RatedSlot, RatingInputError, Reading
+from rating.prices import PriceBook
 from rating.tariff import Tariff, load_tariff, parse_tariff
 
 __all__ = [
@@ -21,7 +22,7 @@ __all__ = [
     "CoreInput",
     "CoreOutput",
     "Dispatch",
-    "Prices",
+    "PriceBook",
     "RatedSlot",
     "RatingInputError",
     "Reading",

@@ -27,7 +27,8 @@ from rating.engine import (
     validate_dispatches,
     validate_readings,
 )
-from rating.model import Dispatch, Prices, Reading
+from rating.model import Dispatch, Reading
+from rating.prices import PriceBook
 from rating.tariff import Tariff
 
 STANDING = 9  # register code: sorts after import/export/ev within a start, as in assemble()
@@ -44,7 +45,7 @@ def rate_csv_text(
     tariff: Tariff,
     readings: Sequence[Reading],
     dispatches: Sequence[Dispatch] = (),
-    prices: Prices | None = None,
+    prices: PriceBook | None = None,
 ) -> str:
     """The rated.csv text ``rated_csv_text(rate(tariff, readings, dispatches, prices))`` gives."""
     from rating.io import RATED_COLUMNS

@@ -17,7 +17,8 @@ import numpy as np
 import numpy.typing as npt
 
 from core import timegrid
-from rating.model import Dispatch, Prices, RatedSlot, RatingInputError, Reading
+from rating.model import Dispatch, RatedSlot, RatingInputError, Reading
+from rating.prices import PriceBook
 from rating.tariff import Tariff
 
 I64 = npt.NDArray[np.int64]
@@ -233,7 +234,7 @@ def build_input(
     tariff: Tariff,
     readings: Sequence[Reading],
     dispatches: Sequence[Dispatch],
-    prices: Prices | None,
+    prices: PriceBook | None,
 ) -> tuple[CoreInput, list[str]]:
     meters = sorted({r.meter for r in readings})
     code = {m: i for i, m in enumerate(meters)}
@@ -308,7 +309,7 @@ def rate(
     tariff: Tariff,
     readings: Sequence[Reading],
     dispatches: Sequence[Dispatch] = (),
-    prices: Prices | None = None,
+    prices: PriceBook | None = None,
 ) -> list[RatedSlot]:
     """Rate readings (plus one standing row per meter per local day), sorted by meter, start."""
     validate_readings(readings)

@@ -24,11 +24,11 @@ from rating.model import (
     REGISTERS,
     STATUSES,
     Dispatch,
-    Prices,
     RatedSlot,
     RatingInputError,
     Reading,
 )
+from rating.prices import PriceBook
 
 RATED_COLUMNS = (
     "meter", "start", "settlement_date", "settlement_period", "register", "kwh", "band",
@@ -151,7 +151,7 @@ def read_dispatches(path: Path | str) -> list[Dispatch]:
     return out
 
 
-def read_prices(path: Path | str) -> Prices:
+def read_prices(path: Path | str) -> PriceBook:
     p = Path(path)
     try:
         doc = json.loads(p.read_text())
@@ -159,7 +159,7 @@ def read_prices(path: Path | str) -> Prices:
         raise RatingInputError(exc.strerror or "cannot read", file=str(p)) from None
     except json.JSONDecodeError as exc:
         raise RatingInputError(f"not JSON ({exc.msg})", file=str(p), line=exc.lineno) from None
-    return Prices.from_octopus(doc, file=str(p))
+    return PriceBook.from_octopus(doc, file=str(p))
 
 
 def _iso(t: datetime) -> str:

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from zoneinfo import ZoneInfo
 
-from rating.model import Dispatch, Prices, RatedSlot, RatingInputError, Reading
+from rating.model import Dispatch, RatedSlot, RatingInputError, Reading
+from rating.prices import PriceBook
 from rating.tariff import Tariff, Window
 
 LONDON = ZoneInfo("Europe/London")
@@ -65,7 +66,7 @@ def rate_reference(
     tariff: Tariff,
     readings: Sequence[Reading],
     dispatches: Sequence[Dispatch] = (),
-    prices: Prices | None = None,
+    prices: PriceBook | None = None,
 ) -> list[RatedSlot]:
     counted = ("completed",) if tariff.dispatch_mode == "completed" else ("completed", "planned")
     by_meter: dict[str, set[datetime]] = {}

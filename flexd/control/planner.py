@@ -20,9 +20,9 @@ from flexd.control.forecast import ProfileForecaster
 from flexd.control.plan import PlanResult
 from flexd.control.runtime import DeviceRuntime, SiteRuntime
 from flexd.energy.integrators import half_hour_start
-from flexd.prices.feed import PriceBook
 from flexd.storage import DispatchRow
 from optimiser import EV, Battery, FirstSlot, Grid, HighsPlanner, Problem, Schedule
+from rating.prices import PriceBook
 
 log = structlog.get_logger("flexd.control.planner")
 LONDON = ZoneInfo("Europe/London")

@@ -6,25 +6,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
+
+import structlog
 
 import rating
 from core.clock import Clock
+from core.timegrid import day_bounds
 from flexd.obs.metrics import Metrics
 from flexd.storage import RatedRow, Storage
 
-LONDON = ZoneInfo("Europe/London")
-
-
-def local_days(starts: Iterable[datetime]) -> set[date]:
-    return {s.astimezone(LONDON).date() for s in starts}
-
-
-def day_bounds(day: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time(0), tzinfo=LONDON)
-    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=LONDON)
-    return start.astimezone(ZoneInfo("UTC")), end.astimezone(ZoneInfo("UTC"))
+log = structlog.get_logger("flexd.rater")
 
 
 class Rater:
@@ -34,13 +26,23 @@ class Rater:
         clock: Clock,
         metrics: Metrics,
         tariffs: dict[str, rating.Tariff],
-        prices: rating.Prices | None = None,
+        prices: rating.PriceBook | None = None,
     ) -> None:
         self.storage = storage
         self.clock = clock
         self.metrics = metrics
         self.tariffs = tariffs  # by meter
-        self.prices = prices
+        self.prices = prices  # the daemon's one price book (Agile)
+        # Agile days with readings the book had no price for yet: rated when prices arrive.
+        self.waiting: dict[str, set[date]] = {}
+
+    async def retry_waiting(self) -> list[RatedRow]:
+        """Re-rate the days that waited for prices; returns the versions that were new."""
+        new: list[RatedRow] = []
+        waiting, self.waiting = self.waiting, {}
+        for meter, days in waiting.items():
+            new.extend(await self.rate_days(meter, days, "prices"))
+        return new
 
     async def rate_days(self, meter: str, days: Iterable[date], reason: str) -> list[RatedRow]:
         """Rate whole local days of one meter; returns the versions that were new."""
@@ -58,6 +60,16 @@ class Rater:
         if not rows:
             return []
         readings = [rating.Reading(meter, r.start, r.kwh, r.register) for r in rows]
+        if tariff.kind == "agile":
+            priced = [r for r in readings if r.register != "import" or self._priced(r)]
+            if len(priced) < len(readings):
+                # Rate what has a price now; the rest when the feed brings it (retry_waiting).
+                self.waiting.setdefault(meter, set()).add(day)
+                log.warning("rating_waits_for_prices", meter=meter, day=day.isoformat(),
+                            unpriced=len(readings) - len(priced))  # fmt: skip
+            readings = priced
+            if not readings:
+                return []
         # The capped allowance counts from local midday the day before.
         stored = await self.storage.dispatches(
             meter=meter, start=start - timedelta(hours=12), end=end
@@ -73,6 +85,8 @@ class Rater:
         if provisional and tariff.dispatch_mode != "planned":
             effective = dataclasses.replace(tariff, dispatch_mode="planned")
         slots = rating.rate(effective, readings, dispatches, self.prices)
+        if not slots:
+            return []
         now = self.clock.now()
         why = f"{reason}{' (provisional)' if provisional else ''}"
         rated = [
@@ -99,3 +113,6 @@ class Rater:
         latest = await self.storage.latest_rated(meter, start - timedelta(hours=1), end)
         changed = {(r.start, r.register) for r in rated}
         return [r for r in latest if (r.start, r.register) in changed and r.rated_at == now]
+
+    def _priced(self, r: rating.Reading) -> bool:
+        return self.prices is not None and self.prices.get(r.start) is not None

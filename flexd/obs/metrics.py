@@ -85,6 +85,9 @@ class Metrics:
             "flexd_api_requests_total", "API requests by route and status", "counter"
         )
         self.control_cycles = m("flexd_control_cycles_total", "Control cycles run", "counter")
+        self.cycle_failures = m(
+            "flexd_control_cycle_failures_total", "Control cycles that failed, by site", "counter"
+        )
         self.cycle_seconds = m(
             "flexd_control_cycle_seconds", "Real time a site's control cycle took", "summary"
         )

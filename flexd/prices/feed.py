@@ -1,139 +1,55 @@
-"""The price feed: Octopus public REST unit rates, fetched over HTTP or read from a file.
-
-The shape (``{"count", "next", "previous", "results": [{"value_exc_vat", "value_inc_vat",
-"valid_from", "valid_to"}]}``, newest first, paged through ``next``) is parsed here once into
-:class:`PriceSlot` values; :class:`PriceBook` keeps what is known per half-hour.
+"""The price feed: Octopus public REST unit rates, fetched over HTTP or read from files, into
+the one :class:`rating.prices.PriceBook`. The shape is parsed by :mod:`rating.octopus` only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-HALF_HOUR = timedelta(minutes=30)
+from core.clock import Clock
+from core.timegrid import half_hour_start
+from devices.retry import Backoff
+from flexd.config import PriceConfig
+from rating import octopus
+from rating.model import RatingInputError
+from rating.octopus import UnitRate
+from rating.prices import PriceBook
+
+BACKOFF = Backoff(base_s=0.5, cap_s=30.0, attempts=4)
 
 
 class PriceFeedError(Exception):
     """The feed answered with something unusable, or could not be reached after retries."""
 
 
-@dataclass(frozen=True, slots=True)
-class PriceSlot:
-    start: datetime
-    end: datetime
-    value_p: Decimal
-
-
-def _instant(value: Any, where: str) -> datetime:
-    if not isinstance(value, str):
-        raise PriceFeedError(f"{where}: not an instant")
+def parse_unit_rates(doc: Any) -> list[UnitRate]:
+    """:func:`rating.octopus.parse_unit_rates`, its refusal as a feed error."""
     try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise PriceFeedError(f"{where}: {value!r} is not an ISO-8601 instant") from None
-    if t.tzinfo is None:
-        raise PriceFeedError(f"{where}: {value!r} has no offset")
-    return t
+        return octopus.parse_unit_rates(doc)
+    except RatingInputError as exc:
+        raise PriceFeedError(str(exc)) from None
 
 
-def parse_unit_rates(doc: Any) -> list[PriceSlot]:
-    """Parse one page (or a whole file) of unit rates into half-hour slots, oldest first.
-
-    Rates valid for longer than 30 minutes (fixed tariffs) are split into half-hours; an open
-    ``valid_to`` (null) is refused, since we cannot know how far it runs.
-    """
-    if not isinstance(doc, Mapping) or not isinstance(doc.get("results"), list):
-        raise PriceFeedError("results: missing or not a list")
-    out: list[PriceSlot] = []
-    for i, r in enumerate(doc["results"]):
-        where = f"results[{i}]"
-        if not isinstance(r, Mapping):
-            raise PriceFeedError(f"{where}: not an object")
-        start = _instant(r.get("valid_from"), f"{where}.valid_from")
-        end = _instant(r.get("valid_to"), f"{where}.valid_to")
-        try:
-            value = Decimal(str(r["value_inc_vat"]))
-        except (KeyError, InvalidOperation):
-            raise PriceFeedError(f"{where}.value_inc_vat: missing or not a number") from None
-        if end <= start:
-            raise PriceFeedError(f"{where}: valid_to is not after valid_from")
-        t = start
-        while t < end:
-            out.append(PriceSlot(t, t + HALF_HOUR, value))
-            t += HALF_HOUR
-    out.sort(key=lambda s: s.start)
-    return out
-
-
-class PriceBook:
-    """Known half-hourly import/export prices, keyed by UTC start."""
-
-    def __init__(self) -> None:
-        self.imports: dict[datetime, Decimal] = {}
-        self.exports: dict[datetime, Decimal] = {}
-
-    def add(self, direction: str, slots: Sequence[PriceSlot]) -> int:
-        book = self.imports if direction == "import" else self.exports
-        new = 0
-        for s in slots:
-            if book.get(s.start) != s.value_p:
-                new += 1
-            book[s.start] = s.value_p
-        return new
-
-    def known_until(self, start: datetime, direction: str = "import") -> datetime:
-        """End of the contiguous run of known prices from ``start``'s half-hour."""
-        book = self.imports if direction == "import" else self.exports
-        t = floor_half_hour(start)
-        while t in book:
-            t += HALF_HOUR
-        return t
-
-    def series(
-        self,
-        start: datetime,
-        n: int,
-        fallback: Callable[[datetime], tuple[Decimal, Decimal]],
-    ) -> tuple[list[Decimal], list[Decimal], int]:
-        """n half-hours of (import, export) prices from ``start``; gaps use ``fallback``.
-        Returns the two series and how many slots used the fallback."""
-        imp: list[Decimal] = []
-        exp: list[Decimal] = []
-        missing = 0
-        t = start
-        for _ in range(n):
-            fi, fe = fallback(t)
-            i = self.imports.get(t)
-            e = self.exports.get(t)
-            if i is None:
-                missing += 1
-            imp.append(fi if i is None else i)
-            exp.append(fe if e is None else e)
-            t += HALF_HOUR
-        return imp, exp, missing
-
-
-def floor_half_hour(t: datetime) -> datetime:
-    return t.replace(minute=30 if t.minute >= 30 else 0, second=0, microsecond=0)
-
-
-def read_price_file(path: Path) -> list[PriceSlot]:
+def read_price_file(path: Path) -> list[UnitRate]:
     try:
         doc = json.loads(path.read_text())
     except OSError as exc:
         raise PriceFeedError(f"{path}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise PriceFeedError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
-    return parse_unit_rates(doc)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        why = f"{exc.msg} at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else (
+            "not UTF-8" if isinstance(exc, UnicodeDecodeError) else "nested too deep")
+        raise PriceFeedError(f"{path}: not JSON ({why})") from None
+    try:
+        return octopus.parse_unit_rates(doc, file=str(path))
+    except RatingInputError as exc:
+        raise PriceFeedError(str(exc)) from None
 
 
 def unit_rates_url(base_url: str, product: str, tariff: str) -> str:
@@ -151,10 +67,10 @@ async def fetch_unit_rates(
     period_from: datetime,
     period_to: datetime,
     *,
-    attempts: int = 4,
+    attempts: int = BACKOFF.attempts,
     sleep: Callable[[float], Any] = asyncio.sleep,
     timeout_s: float = 10.0,
-) -> list[PriceSlot]:
+) -> list[UnitRate]:
     """Fetch every page between the two instants, with jittered retries per page."""
     url: str | None = unit_rates_url(base_url, product, tariff)
     params: dict[str, str] | None = {
@@ -162,7 +78,7 @@ async def fetch_unit_rates(
         "period_to": period_to.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "page_size": "1500",
     }
-    out: list[PriceSlot] = []
+    out: list[UnitRate] = []
     pages = 0
     while url is not None:
         pages += 1
@@ -205,5 +121,44 @@ async def _get_json(
         except (aiohttp.ClientError, TimeoutError) as exc:
             last = type(exc).__name__
         if attempt < attempts - 1:
-            await sleep(random.uniform(0, min(30.0, 0.5 * 2**attempt)))
+            await sleep(BACKOFF.delay(attempt))
     raise PriceFeedError(f"{url}: unreachable after {attempts} attempts ({last})")
+
+
+class PriceFeed:
+    """Fetches the configured prices into the book: from the API (or the in-process simulated
+    API at ``base_url``) for yesterday to two days ahead, or from the configured files."""
+
+    def __init__(
+        self, config: PriceConfig, clock: Clock, book: PriceBook, base_url: str | None = None
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.book = book
+        self.base_url = base_url or config.base_url
+
+    async def fetch(self) -> int:
+        """Fetch once; returns how many half-hours were new or changed."""
+        cfg = self.config
+        if cfg.source == "file":
+            new = 0
+            if cfg.import_file:
+                new += self.book.add("import", read_price_file(cfg.import_file))
+            if cfg.export_file:
+                new += self.book.add("export", read_price_file(cfg.export_file))
+            return new
+        start = half_hour_start(self.clock.now()) - timedelta(hours=24)
+        end = start + timedelta(days=3)
+        new = 0
+        async with aiohttp.ClientSession() as session:
+            for direction, tariff in (("import", cfg.import_tariff), ("export", cfg.export_tariff)):
+                if tariff is None:
+                    continue
+                rates = await fetch_unit_rates(
+                    session, self.base_url, cfg.product, tariff, start, end, sleep=self.clock.sleep
+                )
+                new += self.book.add(direction, rates)
+        return new
+
+    def known_until(self, now: datetime) -> datetime:
+        return self.book.known_until(now)

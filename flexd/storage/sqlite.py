@@ -9,133 +9,27 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-MIGRATIONS: tuple[str, ...] = (
-    # 1: the first schema
-    """
-    CREATE TABLE device_states (
-        device_id TEXT NOT NULL, measured_at TEXT NOT NULL, payload TEXT NOT NULL,
-        PRIMARY KEY (device_id, measured_at));
-    CREATE TABLE preferences (
-        device_id TEXT PRIMARY KEY, payload TEXT NOT NULL, updated_at TEXT NOT NULL);
-    CREATE TABLE plans (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL, created_at TEXT NOT NULL,
-        reason TEXT NOT NULL, objective_p TEXT NOT NULL, payload TEXT NOT NULL);
-    CREATE INDEX plans_site ON plans (site, created_at);
-    CREATE TABLE dispatches (
-        id TEXT PRIMARY KEY, site TEXT NOT NULL, meter TEXT NOT NULL, device_id TEXT NOT NULL,
-        start TEXT NOT NULL, "end" TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
-        location TEXT NOT NULL DEFAULT 'home', kwh TEXT NOT NULL DEFAULT '0',
-        created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
-    CREATE INDEX dispatches_device ON dispatches (device_id, start);
-    CREATE INDEX dispatches_meter ON dispatches (meter, start);
-    CREATE TABLE readings (
-        meter TEXT NOT NULL, start TEXT NOT NULL, register TEXT NOT NULL, kwh TEXT NOT NULL,
-        source TEXT NOT NULL, updated_at TEXT NOT NULL,
-        PRIMARY KEY (meter, start, register));
-    CREATE TABLE rated_slots (
-        meter TEXT NOT NULL, start TEXT NOT NULL, register TEXT NOT NULL, version INTEGER NOT NULL,
-        settlement_date TEXT NOT NULL, settlement_period INTEGER NOT NULL, kwh TEXT NOT NULL,
-        band TEXT NOT NULL, unit_rate_p TEXT NOT NULL, cost_p TEXT NOT NULL,
-        rated_at TEXT NOT NULL, reason TEXT NOT NULL,
-        PRIMARY KEY (meter, start, register, version));
-    CREATE TABLE bump_requests (
-        device_id TEXT NOT NULL, idempotency_key TEXT NOT NULL, dispatch_id TEXT NOT NULL,
-        created_at TEXT NOT NULL, PRIMARY KEY (device_id, idempotency_key));
-    CREATE TABLE prices (
-        tariff TEXT NOT NULL, start TEXT NOT NULL, "end" TEXT NOT NULL, value_p TEXT NOT NULL,
-        PRIMARY KEY (tariff, start));
-    CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    """,
+from flexd.storage.rows import (
+    DISPATCH_COLS,
+    RATED_COLS,
+    DispatchRow,
+    RatedRow,
+    ReadingRow,
+    dispatch_from_db,
+    parse_ts,
+    rated_from_db,
+    ts,
 )
+from flexd.storage.schema import MIGRATIONS
 
-
-def ts(t: datetime) -> str:
-    if t.tzinfo is None:
-        raise ValueError("naive datetime")
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_ts(s: str) -> datetime:
-    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class DispatchRow:
-    id: str
-    site: str
-    meter: str
-    device_id: str
-    start: datetime
-    end: datetime
-    kind: str  # smart | boost | test
-    status: str  # planned | completed | cancelled
-    location: str
-    kwh: Decimal
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "device_id": self.device_id,
-            "start": ts(self.start),
-            "end": ts(self.end),
-            "type": self.kind.upper(),
-            "status": self.status,
-            "location": self.location,
-            "energy_kwh": str(self.kwh),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class ReadingRow:
-    meter: str
-    start: datetime
-    register: str
-    kwh: Decimal
-    source: str = "telemetry"
-
-
-@dataclass(frozen=True, slots=True)
-class RatedRow:
-    meter: str
-    start: datetime
-    register: str
-    version: int
-    settlement_date: str
-    settlement_period: int
-    kwh: Decimal
-    band: str
-    unit_rate_p: Decimal
-    cost_p: Decimal
-    rated_at: datetime
-    reason: str
-
-
-def _dispatch(r: Sequence[Any]) -> DispatchRow:
-    return DispatchRow(
-        r[0], r[1], r[2], r[3], parse_ts(r[4]), parse_ts(r[5]), r[6], r[7], r[8], Decimal(r[9])
-    )
-
-
-_DISPATCH_COLS = 'id, site, meter, device_id, start, "end", kind, status, location, kwh'
-_RATED_COLS = (
-    "meter, start, register, version, settlement_date, settlement_period, kwh, band, "
-    "unit_rate_p, cost_p, rated_at, reason"
-)
-
-
-def _rated(r: Sequence[Any]) -> RatedRow:
-    return RatedRow(
-        r[0], parse_ts(r[1]), r[2], int(r[3]), r[4], int(r[5]), Decimal(r[6]), r[7],
-        Decimal(r[8]), Decimal(r[9]), parse_ts(r[10]), r[11],
-    )  # fmt: skip
+__all__ = ["DispatchRow", "RatedRow", "ReadingRow", "Storage", "parse_ts", "ts"]
 
 
 class Storage:
@@ -194,26 +88,6 @@ class Storage:
         )
         await self._db.commit()
 
-    # --- device states ----------------------------------------------------------------------
-
-    async def add_device_state(
-        self, device_id: str, measured_at: datetime, payload: dict[str, Any]
-    ) -> None:
-        await self._db.execute(
-            "INSERT OR REPLACE INTO device_states VALUES (?, ?, ?)",
-            (device_id, ts(measured_at), json.dumps(payload, default=str)),
-        )
-        await self._db.commit()
-
-    async def latest_device_state(self, device_id: str) -> tuple[datetime, dict[str, Any]] | None:
-        async with self._db.execute(
-            "SELECT measured_at, payload FROM device_states WHERE device_id = ? "
-            "ORDER BY measured_at DESC LIMIT 1",
-            (device_id,),
-        ) as cur:
-            row = await cur.fetchone()
-        return None if row is None else (parse_ts(row[0]), json.loads(row[1]))
-
     # --- preferences ------------------------------------------------------------------------
 
     async def get_preferences(self, device_id: str) -> dict[str, Any] | None:
@@ -251,11 +125,6 @@ class Storage:
             row = await cur.fetchone()
         return None if row is None else (parse_ts(row[0]), row[1], json.loads(row[2]))
 
-    async def count_plans(self, site: str) -> int:
-        async with self._db.execute("SELECT COUNT(*) FROM plans WHERE site = ?", (site,)) as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
-
     # --- dispatches -------------------------------------------------------------------------
 
     async def add_dispatch(
@@ -276,7 +145,7 @@ class Storage:
             str(uuid.uuid4()), site, meter, device_id, start, end, kind, status, location, kwh
         )
         await self._db.execute(
-            f"INSERT INTO dispatches ({_DISPATCH_COLS}, created_at, updated_at) "
+            f"INSERT INTO dispatches ({DISPATCH_COLS}, created_at, updated_at) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 row.id, site, meter, device_id, ts(start), ts(end), kind, status, location,
@@ -311,10 +180,10 @@ class Storage:
 
     async def get_dispatch(self, dispatch_id: str) -> DispatchRow | None:
         async with self._db.execute(
-            f"SELECT {_DISPATCH_COLS} FROM dispatches WHERE id = ?", (dispatch_id,)
+            f"SELECT {DISPATCH_COLS} FROM dispatches WHERE id = ?", (dispatch_id,)
         ) as cur:
             row = await cur.fetchone()
-        return None if row is None else _dispatch(row)
+        return None if row is None else dispatch_from_db(row)
 
     async def dispatches(
         self,
@@ -339,11 +208,11 @@ class Storage:
         if end is not None:
             where.append("start < ?")
             args.append(ts(end))
-        sql = f"SELECT {_DISPATCH_COLS} FROM dispatches"
+        sql = f"SELECT {DISPATCH_COLS} FROM dispatches"
         if where:
             sql += " WHERE " + " AND ".join(where)
         async with self._db.execute(sql + " ORDER BY start, id", args) as cur:
-            return [_dispatch(r) for r in await cur.fetchall()]
+            return [dispatch_from_db(r) for r in await cur.fetchall()]
 
     # --- bump requests ----------------------------------------------------------------------
 
@@ -394,20 +263,16 @@ class Storage:
                 for r in await cur.fetchall()
             ]
 
-    async def meters_with_readings(self) -> list[str]:
-        async with self._db.execute("SELECT DISTINCT meter FROM readings ORDER BY meter") as cur:
-            return [str(r[0]) for r in await cur.fetchall()]
-
     # --- rated slots ------------------------------------------------------------------------
 
     async def latest_rated(self, meter: str, start: datetime, end: datetime) -> list[RatedRow]:
         sql = (
-            f"SELECT {_RATED_COLS} FROM rated_slots r WHERE meter = ? AND start >= ? AND start < ?"
+            f"SELECT {RATED_COLS} FROM rated_slots r WHERE meter = ? AND start >= ? AND start < ?"
             " AND version = (SELECT MAX(version) FROM rated_slots x WHERE x.meter = r.meter"
             " AND x.start = r.start AND x.register = r.register) ORDER BY start, register"
         )
         async with self._db.execute(sql, (meter, ts(start), ts(end))) as cur:
-            return [_rated(r) for r in await cur.fetchall()]
+            return [rated_from_db(r) for r in await cur.fetchall()]
 
     async def iter_rated(
         self, meter: str, start: datetime, end: datetime, all_versions: bool
@@ -418,13 +283,13 @@ class Storage:
                 yield row
             return
         sql = (
-            f"SELECT {_RATED_COLS} FROM rated_slots WHERE meter = ? AND start >= ? AND start < ?"
+            f"SELECT {RATED_COLS} FROM rated_slots WHERE meter = ? AND start >= ? AND start < ?"
             " ORDER BY start, register, version"
         )
         async with self._db.execute(sql, (meter, ts(start), ts(end))) as cur:
             while rows := await cur.fetchmany(1000):
                 for r in rows:
-                    yield _rated(r)
+                    yield rated_from_db(r)
 
     async def add_rated(self, rows: Sequence[RatedRow]) -> int:
         """Store a new version of each slot whose rating differs from its latest version."""
@@ -464,25 +329,3 @@ class Storage:
         async with self._db.execute(sql, args) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
-
-    # --- prices -----------------------------------------------------------------------------
-
-    async def upsert_prices(
-        self, tariff: str, rows: Iterable[tuple[datetime, datetime, Decimal]]
-    ) -> None:
-        await self._db.executemany(
-            "INSERT INTO prices VALUES (?,?,?,?) ON CONFLICT(tariff, start) DO UPDATE SET "
-            '"end" = excluded."end", value_p = excluded.value_p',
-            [(tariff, ts(s), ts(e), str(v)) for s, e, v in rows],
-        )
-        await self._db.commit()
-
-    async def prices(
-        self, tariff: str, start: datetime, end: datetime
-    ) -> list[tuple[datetime, datetime, Decimal]]:
-        async with self._db.execute(
-            'SELECT start, "end", value_p FROM prices WHERE tariff = ? AND start >= ? '
-            "AND start < ? ORDER BY start",
-            (tariff, ts(start), ts(end)),
-        ) as cur:
-            return [(parse_ts(r[0]), parse_ts(r[1]), Decimal(r[2])) for r in await cur.fetchall()]

@@ -272,3 +272,40 @@ async def test_car_soc_comes_from_its_cloud_api_when_the_charger_reports_none(tm
     assert dev.vehicle is not None and dev.vehicle_soc is not None
     assert dev.soc_source == "vehicle-api"
     assert dev.soc_pct == pytest.approx(ev.soc_pct, abs=2.0)  # the API rounds to whole percent
+
+
+async def test_agile_day_is_rated_in_the_daemon_on_the_prices_the_feed_served(tmp_path):
+    # An Agile site's half-hours are rated at each close on the feed's prices: no failed cycle,
+    # and the stored rated slots equal the engine re-run on the recorded readings and the
+    # prices the (simulated) Octopus API served.
+    start = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
+    cfg = config(tmp_path, tariff="agile", inverter="givenergy", charger=False, start=start,
+                 hours=8)  # fmt: skip
+    storage = await Storage.open(cfg.database)
+    daemon = await run(cfg, start, 8, storage)
+    assert daemon.metrics.cycle_failures.values == {}
+    assert daemon.metrics.control_cycles.get(site="home") > 0
+    window = (start - timedelta(days=1), start + timedelta(days=1))
+    readings = await storage.readings("M1", *window)
+    imports = [r for r in readings if r.register == "import"]
+    assert len(imports) >= 14  # 8 hours of closed half-hours, less start-up
+    latest = await storage.latest_rated("M1", *window)
+    # Every recorded half-hour is rated (plus the day's standing charge).
+    assert {(r.start, r.register) for r in latest if r.register != "standing"} == {
+        (r.start, r.register) for r in readings if r.register != "ev"}  # fmt: skip
+    served = daemon.backends.hooks.price_sim
+    prices = rating.PriceBook.from_mapping({r.start: served.price(r.start, export=False)
+                                            for r in imports})  # fmt: skip
+    expected = rating.rate(
+        daemon.tariffs["M1"],
+        [rating.Reading(r.meter, r.start, r.kwh, r.register) for r in readings],
+        [],
+        prices,
+    )
+    got = {(r.start, r.register): (r.band, r.unit_rate_p, r.cost_p) for r in latest}
+    want = {(s.start, s.register): (s.band, s.unit_rate_p, s.cost_p) for s in expected}
+    assert got == want
+    assert {r.band for r in latest if r.register == "import"} == {"agile"}
+    # Agile prices move: the rated unit rates are the served half-hourly ones, not one flat rate.
+    assert len({r.unit_rate_p for r in latest if r.register == "import"}) > 3
+    await storage.close()

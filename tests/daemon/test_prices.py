@@ -5,7 +5,8 @@ import aiohttp
 import pytest
 
 from core.clock import ManualClock
-from flexd.prices.feed import PriceBook, PriceFeedError, fetch_unit_rates, parse_unit_rates
+from flexd.prices.feed import PriceFeedError, fetch_unit_rates, parse_unit_rates
+from rating.prices import PriceBook
 from simulator.octopus_api import OctopusPriceSimulator
 
 # 2026-06-10 10:00 BST

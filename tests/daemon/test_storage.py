@@ -2,6 +2,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from flexd.storage import RatedRow, ReadingRow, Storage
+from flexd.storage.schema import MIGRATIONS
 
 T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -9,10 +10,10 @@ T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 async def test_migrations_are_idempotent_and_wal(tmp_path):
     db = tmp_path / "f.sqlite"
     s = await Storage.open(db)
-    assert await s.schema_version() == 1
+    assert await s.schema_version() == len(MIGRATIONS)
     await s.close()
     s = await Storage.open(db)
-    assert await s.schema_version() == 1
+    assert await s.schema_version() == len(MIGRATIONS)
     assert (tmp_path / "f.sqlite-wal").exists()
     await s.close()
 

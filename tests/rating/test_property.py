@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rating import Dispatch, Prices, Reading, load_tariff, rate, rated_csv_text
+from rating import Dispatch, PriceBook, Reading, load_tariff, rate, rated_csv_text
 from rating.csv_fast import rate_csv_text
 from rating.reference import rate_reference
 
@@ -69,7 +69,7 @@ def test_engine_equals_reference(name, mode, raw_readings, raw_dispatches):
         base = BASE if offset < SLOTS * 900 else datetime(2026, 10, 24, tzinfo=UTC)
         start = base + timedelta(seconds=offset % (SLOTS * 900))
         dispatches.append(Dispatch(m, start, start + timedelta(seconds=length), kind, status, loc))
-    prices = Prices.from_mapping({r.start: Decimal(int(r.kwh * 1000) % 4000 - 500) / 100 for r in readings})
+    prices = PriceBook.from_mapping({r.start: Decimal(int(r.kwh * 1000) % 4000 - 500) / 100 for r in readings})
     slots = rate(tariff, readings, dispatches, prices)
     assert slots == rate_reference(tariff, readings, dispatches, prices)
     # The fast rated.csv path writes the very same file.

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from rating import Prices, Reading, load_tariff, rate
+from rating import PriceBook, Reading, load_tariff, rate
 from rating.reference import rate_reference
 from tests.rating.helpers import M, bands, day_readings, local, smart
 
@@ -194,7 +194,7 @@ def test_flux_three_bands():
 
 def test_agile_negative_prices_credit_the_customer():
     t = local(2026, 1, 15, 13)
-    prices = Prices.from_mapping({t: Decimal("-4.2105"), t + timedelta(minutes=30): Decimal("12.5")})
+    prices = PriceBook.from_mapping({t: Decimal("-4.2105"), t + timedelta(minutes=30): Decimal("12.5")})
     readings = day_readings(t, 2, kwh="2.00")
     got = [s for s in both(AGILE, readings, prices=prices) if s.register == "import"]
     assert [s.cost_p for s in got] == [Decimal("-8.42"), Decimal("25.00")]
@@ -213,7 +213,7 @@ def test_agile_negative_prices_credit_the_customer():
 )
 def test_rounding_half_to_even(kwh, rate_p, billed_kwh, cost):
     t = local(2026, 1, 15, 13)
-    got = [s for s in both(AGILE, [Reading(M, t, Decimal(kwh))], prices=Prices.from_mapping({t: Decimal(rate_p)}))
+    got = [s for s in both(AGILE, [Reading(M, t, Decimal(kwh))], prices=PriceBook.from_mapping({t: Decimal(rate_p)}))
            if s.register == "import"]  # fmt: skip
     assert (str(got[0].kwh), str(got[0].cost_p)) == (billed_kwh, cost)
 

@@ -1,0 +1,91 @@
+"""The stored rows as frozen dataclasses, and the UTC text form instants are stored in
+(``YYYY-MM-DDTHH:MM:SSZ``, so text order is time order)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+
+def ts(t: datetime) -> str:
+    if t.tzinfo is None:
+        raise ValueError("naive datetime")
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_ts(s: str) -> datetime:
+    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchRow:
+    id: str
+    site: str
+    meter: str
+    device_id: str
+    start: datetime
+    end: datetime
+    kind: str  # smart | boost | test
+    status: str  # planned | completed | cancelled
+    location: str
+    kwh: Decimal
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "device_id": self.device_id,
+            "start": ts(self.start),
+            "end": ts(self.end),
+            "type": self.kind.upper(),
+            "status": self.status,
+            "location": self.location,
+            "energy_kwh": str(self.kwh),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingRow:
+    meter: str
+    start: datetime
+    register: str
+    kwh: Decimal
+    source: str = "telemetry"
+
+
+@dataclass(frozen=True, slots=True)
+class RatedRow:
+    meter: str
+    start: datetime
+    register: str
+    version: int
+    settlement_date: str
+    settlement_period: int
+    kwh: Decimal
+    band: str
+    unit_rate_p: Decimal
+    cost_p: Decimal
+    rated_at: datetime
+    reason: str
+
+
+def dispatch_from_db(r: Sequence[Any]) -> DispatchRow:
+    return DispatchRow(
+        r[0], r[1], r[2], r[3], parse_ts(r[4]), parse_ts(r[5]), r[6], r[7], r[8], Decimal(r[9])
+    )
+
+
+DISPATCH_COLS = 'id, site, meter, device_id, start, "end", kind, status, location, kwh'
+RATED_COLS = (
+    "meter, start, register, version, settlement_date, settlement_period, kwh, band, "
+    "unit_rate_p, cost_p, rated_at, reason"
+)
+
+
+def rated_from_db(r: Sequence[Any]) -> RatedRow:
+    return RatedRow(
+        r[0], parse_ts(r[1]), r[2], int(r[3]), r[4], int(r[5]), Decimal(r[6]), r[7],
+        Decimal(r[8]), Decimal(r[9]), parse_ts(r[10]), r[11],
+    )  # fmt: skip

@@ -1,0 +1,50 @@
+"""The schema as numbered migrations: a database at version n runs n+1 onwards, each in one
+transaction with its version row. A migration is never edited once released; a change is a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema
+    """
+    CREATE TABLE device_states (
+        device_id TEXT NOT NULL, measured_at TEXT NOT NULL, payload TEXT NOT NULL,
+        PRIMARY KEY (device_id, measured_at));
+    CREATE TABLE preferences (
+        device_id TEXT PRIMARY KEY, payload TEXT NOT NULL, updated_at TEXT NOT NULL);
+    CREATE TABLE plans (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL, created_at TEXT NOT NULL,
+        reason TEXT NOT NULL, objective_p TEXT NOT NULL, payload TEXT NOT NULL);
+    CREATE INDEX plans_site ON plans (site, created_at);
+    CREATE TABLE dispatches (
+        id TEXT PRIMARY KEY, site TEXT NOT NULL, meter TEXT NOT NULL, device_id TEXT NOT NULL,
+        start TEXT NOT NULL, "end" TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
+        location TEXT NOT NULL DEFAULT 'home', kwh TEXT NOT NULL DEFAULT '0',
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+    CREATE INDEX dispatches_device ON dispatches (device_id, start);
+    CREATE INDEX dispatches_meter ON dispatches (meter, start);
+    CREATE TABLE readings (
+        meter TEXT NOT NULL, start TEXT NOT NULL, register TEXT NOT NULL, kwh TEXT NOT NULL,
+        source TEXT NOT NULL, updated_at TEXT NOT NULL,
+        PRIMARY KEY (meter, start, register));
+    CREATE TABLE rated_slots (
+        meter TEXT NOT NULL, start TEXT NOT NULL, register TEXT NOT NULL, version INTEGER NOT NULL,
+        settlement_date TEXT NOT NULL, settlement_period INTEGER NOT NULL, kwh TEXT NOT NULL,
+        band TEXT NOT NULL, unit_rate_p TEXT NOT NULL, cost_p TEXT NOT NULL,
+        rated_at TEXT NOT NULL, reason TEXT NOT NULL,
+        PRIMARY KEY (meter, start, register, version));
+    CREATE TABLE bump_requests (
+        device_id TEXT NOT NULL, idempotency_key TEXT NOT NULL, dispatch_id TEXT NOT NULL,
+        created_at TEXT NOT NULL, PRIMARY KEY (device_id, idempotency_key));
+    CREATE TABLE prices (
+        tariff TEXT NOT NULL, start TEXT NOT NULL, "end" TEXT NOT NULL, value_p TEXT NOT NULL,
+        PRIMARY KEY (tariff, start));
+    CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+    # 2: device_states and prices were written and never read (prices live in the price book,
+    # refetched at start-up; device state in memory with its age)
+    """
+    DROP TABLE IF EXISTS device_states;
+    DROP TABLE IF EXISTS prices;
+    """,
+)
