@@ -179,10 +179,6 @@ def battery_modes(adapter: object) -> frozenset[BatteryMode]:
 class InverterAdapter(Protocol):
     brand: ClassVar[str]
 
-    def supports(self) -> frozenset[type]:
-        """The command classes this adapter can apply (others raise NotSupported)."""
-        ...
-
     async def read_state(self) -> InverterState: ...
 
     async def apply(self, command: InverterCommand) -> CommandResult:
@@ -195,8 +191,6 @@ class InverterAdapter(Protocol):
 @runtime_checkable
 class ChargerAdapter(Protocol):
     brand: ClassVar[str]
-
-    def supports(self) -> frozenset[type]: ...
 
     async def read_state(self) -> ChargerState: ...
 

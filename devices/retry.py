@@ -1,10 +1,11 @@
-"""Timeouts and jittered, capped exponential backoff for device calls."""
+"""Timeouts for device calls, and the one jittered, capped exponential backoff (used by the
+pollers, the price feed and the MQTT bus too)."""
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -15,15 +16,22 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """Full-jitter backoff: attempt n waits uniform(0, min(cap, base * 2**n)) seconds."""
+    """Jittered backoff: attempt n (from 0) waits uniform(floor * d, d) seconds, where
+    d = min(cap, base * 2**n). ``floor`` 0 is full jitter (peers spread out the most); a floor
+    of 0.5 keeps at least half the step (a broker is not hammered right after it drops)."""
 
     base_s: float = 0.5
     cap_s: float = 30.0
     attempts: int = 4
+    floor: float = 0.0
+
+    def step(self, attempt: int) -> float:
+        return min(self.cap_s, self.base_s * (2 ** min(attempt, 62)))
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         r = rng or random
-        return r.uniform(0.0, min(self.cap_s, self.base_s * (2**attempt)))
+        d = self.step(attempt)
+        return r.uniform(self.floor * d, d)
 
 
 async def with_timeout(awaitable: Awaitable[T], timeout_s: float, what: str) -> T:
@@ -33,19 +41,3 @@ async def with_timeout(awaitable: Awaitable[T], timeout_s: float, what: str) -> 
             return await awaitable
     except TimeoutError as exc:
         raise DeviceUnavailable(f"{what}: no answer within {timeout_s:g} s") from exc
-
-
-async def retry_unavailable(
-    call: Callable[[], Awaitable[T]],
-    backoff: Backoff,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> T:
-    """Retry ``call`` on :class:`DeviceUnavailable` only; every other error passes straight up."""
-    for attempt in range(backoff.attempts):
-        try:
-            return await call()
-        except DeviceUnavailable:
-            if attempt == backoff.attempts - 1:
-                raise
-            await sleep(backoff.delay(attempt))
-    raise AssertionError("unreachable")

@@ -22,11 +22,15 @@ import structlog
 import rating
 from core.clock import Clock
 from flexd.config import Config
+from flexd.control.dispatches import DispatchBook
+from flexd.control.ev_soc import resolve_ev_soc
+from flexd.control.events import EventBus
+from flexd.control.plan import Plan
 from flexd.control.planner import Planner
 from flexd.control.poller import run_poller, run_vehicle_poller
 from flexd.control.preferences import InputError, parse_preferences
 from flexd.control.runtime import DeviceRuntime, Health, SiteRuntime, build_sites
-from flexd.control.site_loop import SiteLoop
+from flexd.control.site_loop import LoopParts, SiteLoop
 from flexd.energy.integrators import half_hour_start
 from flexd.energy.rater import Rater
 from flexd.obs.metrics import Metrics
@@ -61,13 +65,23 @@ class Daemon:
 
     def __post_init__(self) -> None:
         self.sites: dict[str, SiteRuntime] = build_sites(self.config.sites)
-        self.service = Service(self.config, self.storage, self.clock, self.sites, self.metrics)
         self.tariffs = {s.meter: rating.load_tariff(s.tariff) for s in self.config.sites}
         # The one price book: the feed fills it, the planners and the rater read it.
         self.prices = rating.PriceBook()
-        self.service.rater = Rater(
-            self.storage, self.clock, self.metrics, self.tariffs, prices=self.prices
-        )
+        self.events = EventBus()
+        self.rater = Rater(
+            self.storage, self.clock, self.metrics, self.tariffs, prices=self.prices,
+            events=self.events, site_of_meter={s.meter: s.id for s in self.config.sites},
+        )  # fmt: skip
+        parts = LoopParts(
+            self.clock, self.storage, self.metrics, self.events,
+            DispatchBook(self.storage, self.clock, self.events), self.rater,
+        )  # fmt: skip
+        # The API facade, for the API and MQTT only: the loops below never call it.
+        self.service = Service(
+            self.config, self.storage, self.clock, self.sites, self.metrics,
+            events=self.events, dispatch_book=parts.dispatches, rater=self.rater,
+        )  # fmt: skip
         # Solves run off the event loop, one per core at most (HiGHS releases the GIL): more
         # threads only contend. Fewer keep the pollers fresher in a re-plan storm but make the
         # storm last longer (bench/daemon.py, BENCHMARKS.md).
@@ -76,7 +90,7 @@ class Daemon:
         self.loops = {
             sid: SiteLoop(
                 site,
-                self.service,
+                parts,
                 Planner(self.prices, self.tariffs[site.config.meter]),
                 self.solver_pool,
             )
@@ -109,7 +123,10 @@ class Daemon:
                 self.loops[sid].state.meter.load(saved)
             latest = await self.storage.latest_plan(sid)
             if latest is not None:
-                site.plan = latest[2]
+                try:
+                    site.plan = Plan.from_json(latest[2])
+                except (KeyError, TypeError, ValueError) as exc:  # an older shape: re-plan soon
+                    log.warning("stored_plan_unreadable", site=sid, error=str(exc))
 
     # --- tasks ------------------------------------------------------------------------------
 
@@ -130,7 +147,7 @@ class Daemon:
                 log.info("prices_updated", new_slots=got, known_until=until.isoformat())
                 for site in self.sites.values():
                     site.request_replan("prices")
-                await self.service.rater.retry_waiting()  # Agile days that lacked prices
+                await self.rater.retry_waiting()  # Agile days that lacked prices
                 fallback_said = False
             elif until < now + timedelta(hours=8) and not fallback_said:
                 note = "planning on the tariff's fixed rates where prices are missing"
@@ -222,7 +239,7 @@ class Daemon:
             self.solver_pool.shutdown(wait=False, cancel_futures=True)
 
     def _vehicle_soc(self, dev: DeviceRuntime) -> None:
-        self.service.resolve_ev_soc(dev, self.clock.now())
+        resolve_ev_soc(dev, self.clock.now())
 
     def install_signal_handlers(self) -> None:
         running = asyncio.get_running_loop()

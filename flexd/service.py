@@ -1,27 +1,30 @@
-"""The daemon's operations as the app, billing and the MQTT bus see them.
+"""The daemon's operations as the app, billing and the MQTT bus see them (the API facade).
 
-The HTTP API and the MQTT bus call these methods and nothing else; the control loop reacts to
-what they change through :meth:`SiteRuntime.request_replan`. Errors are typed so each edge can
-translate them (HTTP 404/409/422, an MQTT error topic).
+The HTTP API and the MQTT bus call these methods, and nothing else calls them: the control loop
+has its own parts (the event bus, the dispatch book, the rater) and reacts to what the facade
+changes through :meth:`SiteRuntime.request_replan`. Errors are typed so each edge can translate
+them (HTTP 404/409/422, an MQTT error topic).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from decimal import Decimal
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from core.clock import Clock
 from devices.base import ChargerState
 from flexd.config import Config
+from flexd.control.dispatches import DispatchBook
+from flexd.control.ev_soc import resolve_ev_soc
+from flexd.control.events import Event, EventBus, Listener
 from flexd.control.preferences import InputError, Preferences, parse_preferences
 from flexd.control.runtime import DeviceRuntime, Health, SiteRuntime
+from flexd.energy.rater import Rater
 from flexd.obs.metrics import Metrics
 from flexd.storage import DispatchRow, RatedRow, ReadingRow, Storage
 
+__all__ = ["Conflict", "Event", "Listener", "NotFound", "Service"]
 DEFAULT_BOOST_MINUTES = 60
 
 
@@ -40,19 +43,6 @@ class Conflict(Exception):
         self.detail = detail
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """Something clients may want pushed: kind is state | plan | dispatches | rated."""
-
-    kind: str
-    site: str
-    subject: str  # device id, or meter id for "rated"
-    payload: Any
-
-
-Listener = Callable[[Event], Awaitable[None]]
-
-
 class Service:
     def __init__(
         self,
@@ -61,55 +51,30 @@ class Service:
         clock: Clock,
         sites: dict[str, SiteRuntime],
         metrics: Metrics | None = None,
+        *,
+        events: EventBus | None = None,
+        dispatch_book: DispatchBook | None = None,
+        rater: Rater | None = None,
     ) -> None:
         self.config = config
         self.storage = storage
         self.clock = clock
         self.sites = sites
         self.metrics = metrics or Metrics()
-        self.listeners: list[Listener] = []
+        self.events = events or EventBus()
+        self.dispatch_book = dispatch_book or DispatchBook(storage, clock, self.events)
+        self.rater = rater  # None: readings are stored, not rated (an API without a daemon)
         self.prices_known_until: datetime | None = None
-        self.rater: Any = None  # flexd.energy.rater.Rater, attached by the daemon
 
-    # --- rating -----------------------------------------------------------------------------
+    @property
+    def listeners(self) -> list[Listener]:
+        return self.events.listeners
 
-    async def rerate(self, meter: str, starts: set[datetime], reason: str) -> int:
-        """Re-rate the local days holding ``starts``; push every new version as an event."""
-        if self.rater is None or not starts:
-            return 0
-        from core.timegrid import local_days
-
-        new = await self.rater.rate_days(meter, local_days(starts), reason)
-        site = next((s.config.id for s in self.sites.values() if s.config.meter == meter), "")
-        for row in new:
-            await self.emit(Event("rated", site, meter, rated_json(row)))
-        return len(new)
-
-    # --- EV state of charge -----------------------------------------------------------------
+    async def emit(self, event: Event) -> None:
+        await self.events.emit(event)
 
     def resolve_ev_soc(self, dev: DeviceRuntime, at: datetime) -> None:
-        """Best SoC for a charger's car through devices.ev_soc: the charger's own reading, else
-        the car's cloud API, else the user's entered SoC plus the energy delivered since
-        plug-in times the charger efficiency."""
-        from devices.ev_soc import SocReading, UserEntry, choose_soc
-
-        st = dev.state
-        if not isinstance(st, ChargerState):
-            return
-        charger = None
-        if st.soc_pct is not None and 0.0 <= st.soc_pct <= 100.0:
-            charger = SocReading(st.soc_pct, st.soc_measured_at or st.measured_at)
-        user = None
-        ev = dev.config.ev
-        if ev is not None:
-            delivered = max(0.0, st.energy_register_kwh - dev.session_start_register_kwh)
-            user = UserEntry(
-                ev.initial_soc_pct, delivered, st.measured_at, ev.capacity_kwh, ev.efficiency
-            )
-        est = choose_soc(at, charger=charger, vehicle=dev.vehicle_soc, user=user)
-        dev.soc_pct = est.soc_pct
-        dev.soc_source = est.source.value
-        dev.soc_measured_at = est.measured_at
+        resolve_ev_soc(dev, at)
 
     # --- lookup -----------------------------------------------------------------------------
 
@@ -143,11 +108,6 @@ class Service:
     def device_view(self, device_id: str) -> dict[str, Any]:
         return self.device(device_id).view(self.clock.now())
 
-    async def emit(self, event: Event) -> None:
-        for listener in list(self.listeners):
-            with contextlib.suppress(Exception):
-                await listener(event)
-
     # --- preferences ------------------------------------------------------------------------
 
     def preferences(self, device_id: str) -> Preferences:
@@ -165,11 +125,7 @@ class Service:
     # --- bump charge --------------------------------------------------------------------------
 
     async def active_boost(self, device_id: str) -> DispatchRow | None:
-        now = self.clock.now()
-        for d in await self.storage.dispatches(device_id=device_id, kind="boost", status="planned"):
-            if d.start <= now < d.end:
-                return d
-        return None
+        return await self.dispatch_book.active_boost(device_id)
 
     async def bump_charge(
         self,
@@ -213,20 +169,11 @@ class Service:
             need_kwh = (target - dev.soc_pct) / 100 * ev.capacity_kwh / ev.efficiency
             minutes = max(1, min(12 * 60, round(need_kwh / ev.max_charge_kw * 60)))
         site = self.site_of(device_id)
-        row = await self.storage.add_dispatch(
-            site=site.config.id,
-            meter=site.config.meter,
-            device_id=device_id,
-            start=now,
-            end=now + timedelta(minutes=minutes),
-            kind="boost",
-            status="planned",
-            at=now,
-        )
+        row = await self.dispatch_book.add_boost(site, device_id, minutes)
         if idempotency_key is not None:
             await self.storage.add_bump(device_id, idempotency_key, row.id, now)
         site.request_replan("bump-start")
-        await self._emit_dispatches(site, device_id)
+        await self.dispatch_book.publish(site.config.id, device_id)
         return row, True
 
     async def cancel_bump(self, device_id: str) -> DispatchRow:
@@ -234,12 +181,10 @@ class Service:
         active = await self.active_boost(device_id)
         if active is None:
             raise Conflict("not-boosting", "no bump charge is running")
-        now = self.clock.now()
-        await self.storage.update_dispatch(active.id, at=now, end=now)
-        self.site_of(device_id).request_replan("bump-end")
-        row = await self.storage.get_dispatch(active.id)
-        assert row is not None
-        await self._emit_dispatches(self.site_of(device_id), device_id)
+        row = await self.dispatch_book.end_now(active.id)
+        site = self.site_of(device_id)
+        site.request_replan("bump-end")
+        await self.dispatch_book.publish(site.config.id, device_id)
         return row
 
     async def dispatches(
@@ -256,18 +201,13 @@ class Service:
             device_id=device_id, status=status, start=start, end=end
         )
 
-    async def _emit_dispatches(self, site: SiteRuntime, device_id: str) -> None:
-        now = self.clock.now()
-        rows = await self.storage.dispatches(device_id=device_id, start=now - timedelta(hours=24))
-        await self.emit(Event("dispatches", site.config.id, device_id, [r.to_json() for r in rows]))
-
     # --- billing ----------------------------------------------------------------------------
 
     async def upsert_readings(self, meter: str, rows: Sequence[ReadingRow]) -> int:
         """Store validated readings; the rater re-rates the half-hours they touch."""
         changed = await self.storage.upsert_readings(rows, self.clock.now())
-        if changed:
-            await self.rerate(meter, {r.start for r in rows}, "readings")
+        if changed and self.rater is not None:
+            await self.rater.rerate(meter, {r.start for r in rows}, "readings")
         return changed
 
     def rated_slots(
@@ -297,23 +237,3 @@ class Service:
         if dev.kind != "charger":
             raise Conflict("not-a-charger", f"device {device_id} is not an EV charger")
         return dev
-
-
-def rated_json(row: RatedRow) -> dict[str, Any]:
-    """One rated slot with the rated.csv contract's field names (money and kWh as strings)."""
-    return {
-        "meter": row.meter,
-        "start": row.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "settlement_date": row.settlement_date,
-        "settlement_period": row.settlement_period,
-        "register": row.register,
-        "kwh": str(row.kwh),
-        "band": row.band,
-        "unit_rate_p": str(row.unit_rate_p),
-        "cost_p": str(row.cost_p),
-        "version": row.version,
-    }
-
-
-def decimal_kwh(value: float) -> Decimal:
-    return Decimal(str(round(value, 3)))

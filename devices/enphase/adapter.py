@@ -58,9 +58,6 @@ class EnphaseAdapter:
     def __repr__(self) -> str:  # never the token
         return f"EnphaseAdapter({self.base!r})"
 
-    def supports(self) -> frozenset[type]:
-        return frozenset({SetBatteryMode, SetReserve})
-
     async def _get(self, path: str) -> object:
         return await self._http.request("GET", f"{self.base}{path}", token=self._token)
 

@@ -64,9 +64,6 @@ class GivEnergyAdapter:
         self.frame_gap_s = frame_gap_s
         self._last_frame = 0.0
 
-    def supports(self) -> frozenset[type]:
-        return frozenset({SetBatteryMode, SetReserve, SetSchedule})
-
     # --- transport --------------------------------------------------------------------------
 
     async def _connect(self) -> _Link:

@@ -13,7 +13,6 @@ from typing import ClassVar
 from core.clock import Clock
 from devices.base import (
     ChargeNow,
-    ChargeProfile,
     ChargerCommand,
     ChargerState,
     ChargerStatus,
@@ -46,9 +45,6 @@ class OcppChargerAdapter:
         self.max_power_w = max_power_w
         self.unit, self.phases, self.voltage = unit, phases, voltage
         self.timeout_s = timeout_s
-
-    def supports(self) -> frozenset[type]:
-        return frozenset({ChargeProfile, ChargeNow, StopCharging})
 
     async def read_state(self) -> ChargerState:
         rec = self.csms.records.get(self.cp_id)

@@ -15,7 +15,7 @@ boundary passed during the outage. A later command, or :meth:`close`, cancels it
 of each scheduled claim is kept in :attr:`OpenEvseAdapter.scheduled_results` for the poller.
 
 Reconnect pacing after a broker loss is network time, not plan time, so it takes its own
-``sleep`` (asyncio's by default), as :func:`devices.retry.retry_unavailable` does.
+``sleep`` (asyncio's by default).
 """
 
 from __future__ import annotations
@@ -140,9 +140,6 @@ class OpenEvseAdapter:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-    def supports(self) -> frozenset[type]:
-        return frozenset({ChargeProfile, ChargeNow, StopCharging})
 
     # --- connection ---------------------------------------------------------------------------
 

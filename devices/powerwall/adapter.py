@@ -52,9 +52,6 @@ class PowerwallAdapter:
     def __repr__(self) -> str:  # never the password or tokens
         return f"PowerwallAdapter({self.gateway!r})"
 
-    def supports(self) -> frozenset[type]:
-        return frozenset({SetBatteryMode, SetReserve})
-
     # --- transport ----------------------------------------------------------------------------
 
     async def _login(self) -> None:

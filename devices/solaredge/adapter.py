@@ -21,7 +21,6 @@ from devices.base import (
     CommandResult,
     InverterCommand,
     InverterState,
-    SetBatteryMode,
     SetReserve,
     SetSchedule,
 )
@@ -129,9 +128,6 @@ class SolarEdgeAdapter:
         self.timeout_s = timeout_s
         self._client: AsyncModbusTcpClient | None = None
         self._lock = asyncio.Lock()  # SolarEdge serves one request at a time
-
-    def supports(self) -> frozenset[type]:
-        return frozenset({SetBatteryMode, SetReserve})
 
     async def _connected(self) -> AsyncModbusTcpClient:
         if self._client is not None and self._client.connected:

@@ -127,11 +127,10 @@ def routes(service_key: web.AppKey[Service]) -> list[web.RouteDef]:
                 await resp.write(_csv_line(row, all_versions).encode())
             await resp.write_eof()
             return resp
-        from flexd.service import rated_json
 
         out = []
         async for row in rows:
-            doc = rated_json(row)
+            doc = row.to_json()
             if not all_versions:
                 doc.pop("version")
             out.append(doc)

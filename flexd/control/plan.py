@@ -1,38 +1,53 @@
-"""A site plan as the daemon uses it: per-slot arrays on a half-hour grid, EV dispatches."""
+"""The plan: one type for the daemon's plan of a site (per-slot values on a half-hour grid and
+the EV dispatches), built from the optimiser's :class:`~optimiser.Schedule` for its
+:class:`~optimiser.Problem`. Its wire shapes are :meth:`Plan.to_json` (stored and served, read
+back by :meth:`Plan.from_json`) and :meth:`Plan.next_24h` (MQTT)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flexd.control.dispatch_rules import PlanSlot
+
+Series = tuple[float, ...]
+Span = tuple[datetime, datetime, float]
 
 
 def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass
-class PlanResult:
+def _instant(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def _series(xs: Sequence[float]) -> Series:
+    return tuple(float(x) for x in xs)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
     start: datetime
     slot_minutes: int
     objective_p: float
     status: str
-    import_price_p: list[float]
-    export_price_p: list[float]
-    grid_import_kwh: list[float]
-    grid_export_kwh: list[float]
-    battery_charge_kwh: list[float]
-    battery_discharge_kwh: list[float]
-    battery_soc_kwh: list[float] | None
+    import_price_p: Series
+    export_price_p: Series
+    grid_import_kwh: Series
+    grid_export_kwh: Series
+    battery_charge_kwh: Series
+    battery_discharge_kwh: Series
+    battery_soc_kwh: Series | None
     battery_capacity_kwh: float
-    load_kwh: list[float]
-    pv_kwh: list[float]
-    ev_charge_kwh: dict[str, list[float]] = field(default_factory=dict)
-    ev_soc_kwh: dict[str, list[float]] = field(default_factory=dict)
-    ev_shortfall_kwh: dict[str, float] = field(default_factory=dict)
-    ev_dispatches: dict[str, list[tuple[datetime, datetime, float]]] = field(default_factory=dict)
+    load_kwh: Series
+    pv_kwh: Series
+    ev_charge_kwh: Mapping[str, Series] = field(default_factory=dict)
+    ev_soc_kwh: Mapping[str, Series] = field(default_factory=dict)
+    ev_shortfall_kwh: Mapping[str, float] = field(default_factory=dict)
+    ev_dispatches: Mapping[str, tuple[Span, ...]] = field(default_factory=dict)
     fallback_slots: int = 0
     solve_s: float = 0.0
     kept_current_slot: bool = False
@@ -74,12 +89,13 @@ class PlanResult:
             ev_kwh=self.ev_total(i),
         )
 
-    def ev_series(self, device_id: str) -> tuple[list[datetime], list[float]]:
-        return self.starts(), self.ev_charge_kwh.get(device_id, [0.0] * self.n)
+    def ev_series(self, device_id: str) -> tuple[list[datetime], Series]:
+        return self.starts(), self.ev_charge_kwh.get(device_id, (0.0,) * self.n)
 
     def to_json(self) -> dict[str, Any]:
         r = lambda xs: [round(x, 4) for x in xs]  # noqa: E731
         return {
+            "battery_capacity_kwh": round(self.battery_capacity_kwh, 4),
             "start": _iso(self.start),
             "slot_minutes": self.slot_minutes,
             "status": self.status,
@@ -107,6 +123,37 @@ class PlanResult:
                 for dev in self.ev_charge_kwh
             },
         }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Plan:
+        """The plan :meth:`to_json` stored (values as rounded there)."""
+        soc = doc.get("battery_soc_kwh")
+        evs: Mapping[str, Any] = doc.get("evs", {})
+        return cls(
+            start=_instant(doc["start"]),
+            slot_minutes=int(doc["slot_minutes"]),
+            objective_p=float(doc["objective_p"]),
+            status=str(doc["status"]),
+            import_price_p=_series(doc["import_price_p"]),
+            export_price_p=_series(doc["export_price_p"]),
+            grid_import_kwh=_series(doc["grid_import_kwh"]),
+            grid_export_kwh=_series(doc["grid_export_kwh"]),
+            battery_charge_kwh=_series(doc["battery_charge_kwh"]),
+            battery_discharge_kwh=_series(doc["battery_discharge_kwh"]),
+            battery_soc_kwh=None if soc is None else _series(soc),
+            battery_capacity_kwh=float(doc.get("battery_capacity_kwh", 0.0)),
+            load_kwh=_series(doc["load_kwh"]),
+            pv_kwh=_series(doc["pv_kwh"]),
+            ev_charge_kwh={d: _series(e["charge_kwh"]) for d, e in evs.items()},
+            ev_soc_kwh={d: _series(e["soc_kwh"]) for d, e in evs.items()},
+            ev_shortfall_kwh={d: float(e["shortfall_kwh"]) for d, e in evs.items()},
+            ev_dispatches={
+                d: tuple((_instant(x["start"]), _instant(x["end"]), float(x["kwh"]))
+                         for x in e["dispatches"])
+                for d, e in evs.items()
+            },
+            fallback_slots=int(doc.get("fallback_price_slots", 0)),
+        )
 
     def next_24h(self, device_id: str) -> dict[str, Any]:
         """The slice of the plan one device's MQTT plan topic carries."""

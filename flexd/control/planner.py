@@ -5,62 +5,40 @@ site's threshold, keeps the current slot as it was."""
 from __future__ import annotations
 
 import time as _time
-from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import structlog
 
 import rating
+from core.timegrid import half_hour_start
 from devices.base import BatteryMode, ChargerState, InverterState, battery_modes
 from devices.options import BatteryOptions
 from flexd.control.forecast import ProfileForecaster
-from flexd.control.plan import PlanResult
+from flexd.control.plan import Plan
 from flexd.control.runtime import DeviceRuntime, SiteRuntime
-from flexd.energy.integrators import half_hour_start
+from flexd.control.tariff_view import now_view, tariff_fallback
 from flexd.storage import DispatchRow
 from optimiser import EV, Battery, FirstSlot, Grid, HighsPlanner, Problem, Schedule
 from rating.prices import PriceBook
 
 log = structlog.get_logger("flexd.control.planner")
-LONDON = ZoneInfo("Europe/London")
 SLOT = timedelta(minutes=30)
 MIN_SLOTS = 16
 MAX_SLOTS = 7 * 48
 EPS = 1e-4
 
 
-def tariff_band(tariff: rating.Tariff, t: datetime) -> str:
-    """The tariff's fixed-rate band for the half-hour at ``t`` (Agile has none: "agile")."""
-    local = t.astimezone(LONDON)
-    minute = local.hour * 60 + local.minute
-    w = tariff.windows
-    if tariff.kind in ("io-go", "io-go-capped"):
-        return "off-peak" if w["off-peak"].contains(minute) else "peak"
-    if tariff.kind in ("io-flux", "flux"):
-        if w["peak"].contains(minute):
-            return "peak"
-        if tariff.kind == "flux" and not w["off-peak"].contains(minute):
-            return "day"
-        return "off-peak"
-    return "agile"
+@dataclass(frozen=True, slots=True)
+class PlanInput:
+    """One site's planning problem, copied from live state on the event loop."""
 
-
-def tariff_fallback(tariff: rating.Tariff) -> Callable[[datetime], tuple[Decimal, Decimal]]:
-    """The tariff's fixed rates per half-hour: what to plan on when prices are missing."""
-    exp_flat = tariff.rates.get("export", {}).get("export", Decimal(0))
-
-    def rates(t: datetime) -> tuple[Decimal, Decimal]:
-        band = tariff_band(tariff, t)
-        if tariff.kind in ("io-go", "io-go-capped"):
-            return tariff.rate("import", band), exp_flat
-        if tariff.kind in ("io-flux", "flux"):
-            return tariff.rate("import", band), tariff.rate("export", band)
-        return Decimal("25"), exp_flat  # Agile with no prices at all: a neutral flat guess
-
-    return rates
+    site_id: str
+    problem: Problem
+    missing: int  # slots planned on the tariff's fixed rates (no price known)
+    pin: FirstSlot | None  # the current slot as the previous plan had it
+    stability_threshold_p: float
 
 
 class Planner:
@@ -74,28 +52,17 @@ class Planner:
         self.solver = HighsPlanner(mip_abs_gap_p=0.5)
 
     def now_view(self, now: datetime, smart: bool = False) -> dict[str, object]:
-        """The band and prices of the half-hour now, for displays (MQTT, Home Assistant).
-        On IO Go a SMART dispatch running now makes the half-hour smart-charge."""
-        slot = half_hour_start(now)
-        imp, exp, missing = self.prices.series(slot, 1, self.fallback)
-        band = tariff_band(self.tariff, slot)
-        if smart and self.tariff.kind in ("io-go", "io-go-capped"):
-            band = "smart-charge"
-        return {
-            "slot_start": slot.isoformat().replace("+00:00", "Z"),
-            "band": band,
-            "import_price_p": float(imp[0]),
-            "export_price_p": float(exp[0]),
-            "price_source": "tariff" if missing else "prices",
-        }
+        return now_view(self.prices, self.tariff, now, smart)
 
-    def plan(
+    def snapshot(
         self,
         site: SiteRuntime,
         now: datetime,
         boosts: dict[str, DispatchRow],
-        previous: PlanResult | None,
-    ) -> PlanResult | None:
+        previous: Plan | None,
+    ) -> PlanInput:
+        """Copy what a solve needs out of live state. Runs on the event loop, so it never sees
+        state half-updated by a poller; the solve then runs on this immutable value alone."""
         start = half_hour_start(now)
         inverter = next((d for d in site.inverters() if d.usable(now)), None)
         evs = [
@@ -130,14 +97,25 @@ class Planner:
             battery=battery,
             evs=tuple(ev_specs),
         )
+        return PlanInput(
+            site_id=site.config.id,
+            problem=problem,
+            missing=missing,
+            pin=self._pin_from(previous, start, problem),
+            stability_threshold_p=site.config.stability_threshold_p,
+        )
+
+    def solve(self, inp: PlanInput) -> Plan | None:
+        """Solve a snapshot (in a worker thread); keep the current slot as it was when a change
+        there would save less than the site's threshold."""
+        problem, pin = inp.problem, inp.pin
         t0 = _time.perf_counter()
         try:
             schedule = self.solver.solve(problem)
         except RuntimeError as exc:
-            log.error("plan_failed", site=site.config.id, error=str(exc))
+            log.error("plan_failed", site=inp.site_id, error=str(exc))
             return None
         kept = False
-        pin = self._pin_from(previous, start, problem)
         if pin is not None and self._differs(schedule, pin):
             try:
                 pinned = self.solver.solve(_with_pin(problem, pin))
@@ -145,10 +123,10 @@ class Planner:
                 pinned = None
             if pinned is not None:
                 saving = pinned.objective_p - schedule.objective_p
-                if saving < site.config.stability_threshold_p:
+                if saving < inp.stability_threshold_p:
                     schedule, kept = pinned, True
         solve_s = _time.perf_counter() - t0
-        return self._result(problem, schedule, missing, solve_s, kept, evs, battery)
+        return self._result(problem, schedule, inp.missing, solve_s, kept)
 
     # --- problem parts ------------------------------------------------------------------------
 
@@ -201,7 +179,7 @@ class Planner:
     # --- stability ----------------------------------------------------------------------------
 
     @staticmethod
-    def _pin_from(prev: PlanResult | None, start: datetime, problem: Problem) -> FirstSlot | None:
+    def _pin_from(prev: Plan | None, start: datetime, problem: Problem) -> FirstSlot | None:
         if prev is None:
             return None
         i = prev.slot_index(start)
@@ -226,29 +204,29 @@ class Planner:
         wanted = dict(pin.ev_charge_kwh)
         return any(abs(e.charge_kwh[0] - wanted.get(e.id, e.charge_kwh[0])) > EPS for e in s.evs)
 
-    def _result(
-        self, p: Problem, s: Schedule, missing: int, solve_s: float, kept: bool,
-        evs: list[DeviceRuntime], battery: Battery | None,
-    ) -> PlanResult:  # fmt: skip
-        return PlanResult(
+    @staticmethod
+    def _result(p: Problem, s: Schedule, missing: int, solve_s: float, kept: bool) -> Plan:
+        battery = p.battery
+        return Plan(
             start=p.start,
             slot_minutes=p.slot_minutes,
             objective_p=s.objective_p,
             status=s.status,
-            import_price_p=p.import_price_p.tolist(),
-            export_price_p=p.export_price_p.tolist(),
-            grid_import_kwh=s.grid_import_kwh.tolist(),
-            grid_export_kwh=s.grid_export_kwh.tolist(),
-            battery_charge_kwh=s.battery_charge_kwh.tolist(),
-            battery_discharge_kwh=s.battery_discharge_kwh.tolist(),
-            battery_soc_kwh=s.battery_soc_kwh.tolist() if battery is not None else None,
+            import_price_p=tuple(p.import_price_p.tolist()),
+            export_price_p=tuple(p.export_price_p.tolist()),
+            grid_import_kwh=tuple(s.grid_import_kwh.tolist()),
+            grid_export_kwh=tuple(s.grid_export_kwh.tolist()),
+            battery_charge_kwh=tuple(s.battery_charge_kwh.tolist()),
+            battery_discharge_kwh=tuple(s.battery_discharge_kwh.tolist()),
+            battery_soc_kwh=tuple(s.battery_soc_kwh.tolist()) if battery is not None else None,
             battery_capacity_kwh=battery.capacity_kwh if battery is not None else 0.0,
-            load_kwh=p.load_kwh.tolist(),
-            pv_kwh=p.pv_kwh.tolist(),
-            ev_charge_kwh={e.id: e.charge_kwh.tolist() for e in s.evs},
-            ev_soc_kwh={e.id: e.soc_kwh.tolist() for e in s.evs},
+            load_kwh=tuple(p.load_kwh.tolist()),
+            pv_kwh=tuple(p.pv_kwh.tolist()),
+            ev_charge_kwh={e.id: tuple(e.charge_kwh.tolist()) for e in s.evs},
+            ev_soc_kwh={e.id: tuple(e.soc_kwh.tolist()) for e in s.evs},
             ev_shortfall_kwh={e.id: e.shortfall_kwh for e in s.evs},
-            ev_dispatches={e.id: [(d.start, d.end, d.kwh) for d in e.dispatches] for e in s.evs},
+            ev_dispatches={e.id: tuple((d.start, d.end, d.kwh) for d in e.dispatches)
+                           for e in s.evs},
             fallback_slots=missing,
             solve_s=solve_s,
             kept_current_slot=kept,

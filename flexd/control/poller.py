@@ -12,7 +12,7 @@ import structlog
 from core.clock import Clock
 from devices.base import ChargerState, InverterState
 from devices.errors import AuthenticationFailed, DeviceError, NotSupported
-from devices.retry import with_timeout
+from devices.retry import Backoff, with_timeout
 from flexd.control.runtime import DeviceRuntime
 from flexd.obs.metrics import Metrics
 
@@ -70,9 +70,10 @@ async def run_poller(
             log.exception("poller_error", device=dev.id, error=str(exc))
         period = dev.config.poll_seconds
         if dev.consecutive_failures:
-            period = min(
-                period * 4, period * (1 + random.uniform(0, 0.5) * dev.consecutive_failures)
-            )
+            # A failing device is polled less often (up to 4 periods apart), jittered so a
+            # fleet whose network blipped does not come back in one burst.
+            slower = Backoff(base_s=period / 2, cap_s=period * 3)
+            period += slower.delay(dev.consecutive_failures - 1)
         await clock.sleep(period)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from devices.base import ChargerAdapter, ChargerState, InverterAdapter, InverterState
 from devices.ev_soc import SocReading
 from flexd.config import DeviceConfig, SiteConfig
+from flexd.control.plan import Plan
 from flexd.control.preferences import Preferences
 
 STALE_AFTER_POLLS = 2  # missed polls before a device's state is stale
@@ -118,7 +119,7 @@ def _fields(obj: object) -> dict[str, Any]:
 class SiteRuntime:
     config: SiteConfig
     devices: dict[str, DeviceRuntime]
-    plan: dict[str, Any] | None = None
+    plan: Plan | None = None  # the latest plan (restored from storage at start-up)
     plan_made_at: datetime | None = None
     replan_reasons: set[str] = field(default_factory=set)
     wake: asyncio.Event = field(default_factory=asyncio.Event)

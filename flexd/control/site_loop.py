@@ -13,6 +13,8 @@ from typing import Any
 
 import structlog
 
+from core.clock import Clock
+from core.timegrid import half_hour_start
 from devices.base import (
     ChargeNow,
     ChargeProfile,
@@ -27,12 +29,16 @@ from devices.base import (
 from devices.errors import DeviceError
 from devices.retry import with_timeout
 from flexd.control.dispatch_rules import charge_profile, inverter_command
-from flexd.control.plan import PlanResult
+from flexd.control.dispatches import DispatchBook
+from flexd.control.ev_soc import resolve_ev_soc
+from flexd.control.events import Event, EventBus
+from flexd.control.plan import Plan
 from flexd.control.planner import Planner
 from flexd.control.runtime import DeviceRuntime, Health, SiteRuntime
-from flexd.energy.integrators import half_hour_start
+from flexd.energy.rater import Rater
 from flexd.energy.site_meter import RegisterHistory, SiteMeter
-from flexd.service import Event, Service
+from flexd.obs.metrics import Metrics
+from flexd.storage import Storage
 
 log = structlog.get_logger("flexd.site")
 
@@ -45,7 +51,7 @@ class SiteState:
     plugged: dict[str, bool] = field(default_factory=dict)
     registers: dict[str, RegisterHistory] = field(default_factory=dict)
     last_slot: datetime | None = None
-    plan: PlanResult | None = None
+    plan: Plan | None = None
     sent: dict[str, object] = field(default_factory=dict)  # last command per device
     sent_at: dict[str, datetime] = field(default_factory=dict)
     cycles: int = 0
@@ -54,23 +60,37 @@ class SiteState:
     tariff_view: dict[str, object] | None = None  # the band and prices now, as last published
 
 
+@dataclass(frozen=True, slots=True)
+class LoopParts:
+    """What every site's loop shares: the clock, storage, metrics, the event bus, the dispatch
+    book and the rater (never the API facade)."""
+
+    clock: Clock
+    storage: Storage
+    metrics: Metrics
+    events: EventBus
+    dispatches: DispatchBook
+    rater: Rater
+
+
 class SiteLoop:
     RESEND_EVERY = timedelta(minutes=30)  # re-assert commands the device may have dropped
 
     def __init__(
-        self, site: SiteRuntime, service: Service, planner: Planner,
+        self, site: SiteRuntime, parts: LoopParts, planner: Planner,
         executor: Executor | None = None,
     ) -> None:  # fmt: skip
         self.site = site
         self.executor = executor
-        self.service = service
+        self.clock = parts.clock
+        self.storage = parts.storage
+        self.metrics = parts.metrics
+        self.events = parts.events
+        self.dispatches = parts.dispatches
+        self.rater = parts.rater
         self.planner = planner
         self.state = SiteState(meter=SiteMeter(site.config.meter))
         self.log = log.bind(site=site.config.id)
-
-    @property
-    def clock(self) -> Any:
-        return self.service.clock
 
     # --- telemetry (called by the pollers) ------------------------------------------------------
 
@@ -99,7 +119,7 @@ class SiteLoop:
                 dev.plugged_in_at = at
                 dev.session_start_register_kwh = st.energy_register_kwh
             self.state.plugged[dev.id] = st.plugged_in
-            self.service.resolve_ev_soc(dev, at)
+            resolve_ev_soc(dev, at)
             if st.plugged_in and dev.plugged_in_at is not None:
                 ready_by = dev.preferences.ready_by_after(dev.plugged_in_at)
                 if dev.ready_by != ready_by:
@@ -107,7 +127,7 @@ class SiteLoop:
             if dev.ready_by is not None and dev.soc_at_ready_by is None and at >= dev.ready_by:
                 dev.soc_at_ready_by = dev.soc_pct
                 self.log.info("ready_by_reached", device=dev.id, soc_pct=dev.soc_pct)
-        await self.service.emit(Event("state", self.site.config.id, dev.id, dev.view(at)))
+        await self.events.emit(Event("state", self.site.config.id, dev.id, dev.view(at)))
 
     def _expected_battery_soc_pct(self, at: datetime) -> float | None:
         plan = self.state.plan
@@ -133,7 +153,7 @@ class SiteLoop:
         if self.state.plan is None:
             reasons.add("start")
         await self._complete_dispatches(now)
-        metrics = self.service.metrics
+        metrics = self.metrics
         if reasons:
             await self._replan(now, reasons)
             if requested is not None:
@@ -145,7 +165,7 @@ class SiteLoop:
         self.state.cycles += 1
         metrics.control_cycles.inc(site=self.site.config.id)
         await self._publish_tariff_now(now)
-        await self.service.storage.set_kv(f"meter:{self.site.config.id}", self.state.meter.dump())
+        await self.storage.set_kv(f"meter:{self.site.config.id}", self.state.meter.dump())
         self.state.last_cycle_s = time.perf_counter() - began
         metrics.cycle_seconds.observe(self.state.last_cycle_s)
         self._log_cycle(now, reasons, sent, not_honoured)
@@ -159,7 +179,7 @@ class SiteLoop:
         if view != self.state.tariff_view:
             self.state.tariff_view = view
             sid = self.site.config.id
-            await self.service.emit(Event("tariff", sid, sid, view))
+            await self.events.emit(Event("tariff", sid, sid, view))
 
     def _log_cycle(self, now: datetime, reasons: set[str], sent: int, not_honoured: int) -> None:
         fields: dict[str, Any] = {"at": now.isoformat(), "sent": sent}
@@ -192,90 +212,39 @@ class SiteLoop:
         boosts = {
             ch.id: b
             for ch in self.site.chargers()
-            if (b := await self.service.active_boost(ch.id)) is not None
+            if (b := await self.dispatches.active_boost(ch.id)) is not None
         }
-        # The solve runs in a thread so pollers and the API keep going meanwhile.
+        # The snapshot is taken here, on the event loop; the solve runs on it alone in a thread,
+        # so pollers and the API keep going meanwhile and cannot change what it reads.
+        snapshot = self.planner.snapshot(self.site, now, boosts, self.state.plan)
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(
-            self.executor, self.planner.plan, self.site, now, boosts, self.state.plan
-        )
+        result = await loop.run_in_executor(self.executor, self.planner.solve, snapshot)
         if result is None:
             return
         self.state.plan = result
-        self.site.plan = result.to_json()
+        self.site.plan = result
         self.site.plan_made_at = now
         why = ",".join(sorted(reasons))
-        metrics = self.service.metrics
+        metrics = self.metrics
         metrics.plans.inc(site=self.site.config.id)
         metrics.plan_solve.observe(result.solve_s, site=self.site.config.id)
-        await self.service.storage.add_plan(
+        await self.storage.add_plan(
             self.site.config.id,
             now,
             why,
             Decimal(str(round(result.objective_p, 4))),
-            self.site.plan,
+            result.to_json(),
         )
-        await self._record_smart_dispatches(now, result)
+        await self.dispatches.record_smart(self.site, now, result)
         for dev_id in self.site.devices:
-            await self.service.emit(
+            await self.events.emit(
                 Event("plan", self.site.config.id, dev_id, result.next_24h(dev_id))
             )
 
-    async def _record_smart_dispatches(self, now: datetime, plan: PlanResult) -> None:
-        """Future planned SMART dispatches are replaced by the new plan's; one running now is
-        kept and its end moved (a dispatch is a fact once it has started)."""
-        storage = self.service.storage
-        cfg = self.site.config
-        for ch in self.site.chargers():
-            intervals = plan.ev_dispatches.get(ch.id, [])
-            existing = await storage.dispatches(
-                device_id=ch.id, kind="smart", status="planned", start=now
-            )
-            running = [d for d in existing if d.start <= now]
-            for d in existing:
-                if d.start > now:
-                    await storage.update_dispatch(d.id, at=now, status="cancelled")
-            for start, end, _kwh in intervals:
-                if end <= now:
-                    continue
-                current = next((r for r in running if r.start <= now and start <= now), None)
-                if current is not None:
-                    await storage.update_dispatch(current.id, at=now, end=end)
-                    running.remove(current)
-                    continue
-                await storage.add_dispatch(
-                    site=cfg.id, meter=cfg.meter, device_id=ch.id, start=max(start, now),
-                    end=end, kind="smart", status="planned", at=now,
-                )  # fmt: skip
-            for d in running:  # the plan no longer charges now: the dispatch ends here
-                await storage.update_dispatch(d.id, at=now, end=now)
-            rows = await storage.dispatches(device_id=ch.id, start=now - timedelta(hours=24))
-            await self.service.emit(
-                Event(
-                    "dispatches",
-                    cfg.id,
-                    ch.id,
-                    [r.to_json() for r in rows if r.status != "cancelled"],
-                )
-            )
-
     async def _complete_dispatches(self, now: datetime) -> None:
-        storage = self.service.storage
-        touched: set[datetime] = set()
-        for ch in self.site.chargers():
-            hist = self.state.registers.get(ch.id)
-            for d in await storage.dispatches(device_id=ch.id, status="planned"):
-                if d.end > now:
-                    continue
-                kwh = hist.delivered(d.start, d.end) if hist is not None else 0.0
-                await storage.update_dispatch(
-                    d.id, at=now, status="completed", kwh=Decimal(str(round(kwh, 3)))
-                )
-                touched.add(d.start)
-                if d.kind == "boost":
-                    self.site.request_replan("bump-end")
+        touched = await self.dispatches.complete_due(self.site, now, self.state.registers)
         if touched:
-            await self.service.rerate(self.site.config.meter, touched, "dispatch-completed")
+            await self.rater.rerate(self.site.config.meter, touched, "dispatch-completed")
 
     # --- dispatching -----------------------------------------------------------------------------
 
@@ -309,7 +278,7 @@ class SiteLoop:
         return sent, not_honoured
 
     async def _charger_command(
-        self, dev: DeviceRuntime, now: datetime, plan: PlanResult
+        self, dev: DeviceRuntime, now: datetime, plan: Plan
     ) -> ChargerCommand | None:
         st = dev.state
         if not isinstance(st, ChargerState):
@@ -318,7 +287,7 @@ class SiteLoop:
             # Chargers start at full power when a car plugs in: a standing zero default profile
             # keeps it waiting for the plan (on IO Go, charging only inside SMART dispatches).
             return StopCharging()
-        if await self.service.active_boost(dev.id) is not None:
+        if await self.dispatches.active_boost(dev.id) is not None:
             return ChargeNow()
         starts, kwh = plan.ev_series(dev.id)
         max_w = (dev.config.ev.max_charge_kw if dev.config.ev else 7.4) * 1000
@@ -332,7 +301,7 @@ class SiteLoop:
     async def _send(
         self, dev: DeviceRuntime, command: InverterCommand | ChargerCommand
     ) -> CommandResult | None:
-        metrics = self.service.metrics
+        metrics = self.metrics
         assert dev.adapter is not None
         kind = type(command).__name__
         try:
@@ -362,8 +331,8 @@ class SiteLoop:
     async def close_half_hours(self, now: datetime) -> None:
         rows = self.state.meter.pop_closed(now)
         if rows:
-            await self.service.storage.upsert_readings(rows, now)
-            await self.service.rerate(self.site.config.meter, {r.start for r in rows}, "closed")
+            await self.storage.upsert_readings(rows, now)
+            await self.rater.rerate(self.site.config.meter, {r.start for r in rows}, "closed")
 
     async def safe_mode(self) -> None:
         """Leave every device safe: inverters in self-use, chargers not forced."""

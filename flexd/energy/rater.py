@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import structlog
 
 import rating
 from core.clock import Clock
-from core.timegrid import day_bounds
+from core.timegrid import day_bounds, local_days
+from flexd.control.events import Event, EventBus
 from flexd.obs.metrics import Metrics
 from flexd.storage import RatedRow, Storage
 
@@ -27,21 +28,40 @@ class Rater:
         metrics: Metrics,
         tariffs: dict[str, rating.Tariff],
         prices: rating.PriceBook | None = None,
+        events: EventBus | None = None,
+        site_of_meter: dict[str, str] | None = None,
     ) -> None:
         self.storage = storage
         self.clock = clock
         self.metrics = metrics
         self.tariffs = tariffs  # by meter
         self.prices = prices  # the daemon's one price book (Agile)
+        self.events = events or EventBus()
+        self.site_of_meter = site_of_meter or {}
         # Agile days with readings the book had no price for yet: rated when prices arrive.
         self.waiting: dict[str, set[date]] = {}
+
+    async def rerate(self, meter: str, starts: set[datetime], reason: str) -> int:
+        """Re-rate the local days holding ``starts``; publish every new version."""
+        if not starts or meter not in self.tariffs:
+            return 0
+        new = await self.rate_days(meter, local_days(starts), reason)
+        await self._publish(meter, new)
+        return len(new)
+
+    async def _publish(self, meter: str, rows: list[RatedRow]) -> None:
+        site = self.site_of_meter.get(meter, "")
+        for row in rows:
+            await self.events.emit(Event("rated", site, meter, row.to_json()))
 
     async def retry_waiting(self) -> list[RatedRow]:
         """Re-rate the days that waited for prices; returns the versions that were new."""
         new: list[RatedRow] = []
         waiting, self.waiting = self.waiting, {}
         for meter, days in waiting.items():
-            new.extend(await self.rate_days(meter, days, "prices"))
+            rows = await self.rate_days(meter, days, "prices")
+            await self._publish(meter, rows)
+            new.extend(rows)
         return new
 
     async def rate_days(self, meter: str, days: Iterable[date], reason: str) -> list[RatedRow]:

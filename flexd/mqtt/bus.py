@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import random
 import ssl
 from collections import deque
@@ -23,12 +22,14 @@ from collections.abc import Iterable
 from typing import Any
 
 import aiomqtt
+import structlog
 
+from devices.retry import Backoff
 from flexd.config import MqttConfig
 from flexd.control.preferences import InputError
 from flexd.service import Conflict, Event, NotFound, Service
 
-log = logging.getLogger("flexd.mqtt.bus")
+log = structlog.get_logger("flexd.mqtt.bus")
 
 RETAINED_KINDS = {"state", "plan", "dispatches"}
 SITE_KINDS = {"tariff"}  # retained, one per site: <prefix>/<site>/<kind>
@@ -119,7 +120,8 @@ class MqttBus:
 
     async def run(self) -> None:
         """Forever: connect, publish, serve commands; on any broker failure back off and retry."""
-        delay = self.backoff_s
+        backoff = Backoff(base_s=self.backoff_s, cap_s=self.backoff_cap_s, floor=0.5)
+        failures = 0
         while True:
             try:
                 async with contextlib.AsyncExitStack() as stack:
@@ -128,21 +130,21 @@ class MqttBus:
                     for sid in self.sites[1:]:
                         await stack.enter_async_context(self._client_for(sid, "-will"))
                     self._client = client
-                    delay = self.backoff_s
+                    failures = 0
                     try:
                         await self._session(client)
                     except asyncio.CancelledError:
                         await self._say_offline(client)
                         raise
             except* aiomqtt.MqttError as eg:  # the session's TaskGroup wraps it in a group
-                log.warning("mqtt broker unavailable: %s", eg.exceptions[0])
+                log.warning("mqtt_broker_unavailable", error=str(eg.exceptions[0]))
             finally:
                 self._client = None
                 self.connected.clear()
             # Wall-time backoff for a network peer, not domain time: the injected clock may be
             # simulated or frozen in tests.
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(self.backoff_cap_s, delay * 2)
+            await asyncio.sleep(backoff.delay(failures))
+            failures += 1
 
     async def _say_offline(self, client: aiomqtt.Client) -> None:
         """A clean stop: every site offline now (the wills only fire on a dropped link)."""
@@ -240,9 +242,10 @@ class MqttBus:
         elif isinstance(e, NotFound):
             doc = {"error": "not-found", "detail": str(e), "field": None}
         else:
-            log.exception("mqtt command %s for %s failed", command, device_id)
+            log.exception("mqtt_command_failed", command=command, device=device_id)
             doc = {"error": "internal", "detail": type(e).__name__, "field": None}
-        log.warning("mqtt command %s for %s refused: %s", command, device_id, doc["detail"])
+        log.warning("mqtt_command_refused", command=command, device=device_id,
+                    detail=doc["detail"])  # fmt: skip
         doc["command"] = command
         with contextlib.suppress(aiomqtt.MqttError):
             await client.publish(self._t(site, "devices", device_id, "error"), _dump(doc), qos=1)

@@ -70,6 +70,21 @@ class RatedRow:
     rated_at: datetime
     reason: str
 
+    def to_json(self) -> dict[str, Any]:
+        """The rated.csv contract's field names (money and kWh as strings) and the version."""
+        return {
+            "meter": self.meter,
+            "start": ts(self.start),
+            "settlement_date": self.settlement_date,
+            "settlement_period": self.settlement_period,
+            "register": self.register,
+            "kwh": str(self.kwh),
+            "band": self.band,
+            "unit_rate_p": str(self.unit_rate_p),
+            "cost_p": str(self.cost_p),
+            "version": self.version,
+        }
+
 
 def dispatch_from_db(r: Sequence[Any]) -> DispatchRow:
     return DispatchRow(

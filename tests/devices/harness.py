@@ -15,11 +15,14 @@ from typing import Any
 
 from core.clock import ManualClock
 from devices.base import BatteryMode, InverterAdapter
+from devices.registry import BRANDS as BRAND_REGISTRY
+from devices.registry import INVERTER
 from simulator.faults import Faults
 from simulator.world import SiteWorld
 
-ALL_BRANDS = ["givenergy", "solaredge", "enphase", "powerwall"]
-BRANDS = [b for b in ALL_BRANDS if importlib.util.find_spec(f"tests.devices.harness_{b}") is not None]
+# Every inverter brand of the registry must have a harness: a brand without one fails here.
+ALL_BRANDS = [name for name, b in BRAND_REGISTRY.items() if b.kind == INVERTER]
+BRANDS = ALL_BRANDS
 
 
 @dataclass
