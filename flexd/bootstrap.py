@@ -7,18 +7,16 @@ import dataclasses
 import sys
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import structlog
 
 from core.clock import Clock, ScaledClock, SystemClock
+from core.timegrid import LONDON
 from flexd.config import Config, ConfigError, load_config
 from flexd.daemon import Daemon
 from flexd.obs import logs
 from flexd.storage import Storage
 from flexd.wiring import Backends
-
-LONDON = ZoneInfo("Europe/London")
 
 
 def run_from_file(command: str, path: Path, **options: object) -> int:

@@ -21,6 +21,7 @@ import structlog
 
 import rating
 from core.clock import Clock
+from core.timegrid import half_hour_start
 from flexd.config import Config
 from flexd.control.dispatches import DispatchBook
 from flexd.control.ev_soc import resolve_ev_soc
@@ -31,7 +32,6 @@ from flexd.control.poller import run_poller, run_vehicle_poller
 from flexd.control.preferences import InputError, parse_preferences
 from flexd.control.runtime import DeviceRuntime, Health, SiteRuntime, build_sites
 from flexd.control.site_loop import LoopParts, SiteLoop
-from flexd.energy.integrators import half_hour_start
 from flexd.energy.rater import Rater
 from flexd.obs.metrics import Metrics
 from flexd.prices.feed import PriceFeed, PriceFeedError

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from core.timegrid import LONDON
 from optimiser.problem import Problem
 
 TIE_BREAK_P = 1e-7
@@ -33,7 +33,7 @@ WEAR_P = 1e-3
 CURTAIL_P = 1e-4
 SHORTFALL_P = 1000.0
 UNSERVED_P = 10000.0
-LONDON = ZoneInfo("Europe/London")
+
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 

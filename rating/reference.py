@@ -8,13 +8,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from zoneinfo import ZoneInfo
 
+from core.timegrid import LONDON
 from rating.model import Dispatch, RatedSlot, RatingInputError, Reading
 from rating.prices import PriceBook
 from rating.tariff import Tariff, Window
 
-LONDON = ZoneInfo("Europe/London")
 HH = timedelta(minutes=30)
 C = Decimal("0.01")
 

@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from importlib import resources
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from core.clock import Clock, SystemClock
+from core.timegrid import LONDON
 
-LONDON = ZoneInfo("Europe/London")
 HALF_HOUR = timedelta(minutes=30)
 _EPOCH = date(2021, 1, 4)
 

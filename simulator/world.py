@@ -13,12 +13,11 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from core.clock import Clock
+from core.timegrid import LONDON
 from devices.base import BatteryMode
 
-LONDON = ZoneInfo("Europe/London")
 PowerProfile = Callable[[datetime], float]
 
 

@@ -28,17 +28,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from givenergy_modbus.client import commands
 from givenergy_modbus.model import TimeSlot
 from givenergy_modbus.model.manifest import write_safe_registers
 from givenergy_modbus.pdu.write_registers import WriteHoldingRegisterRequest
 
+from core.timegrid import LONDON
 from devices.base import BatteryMode, ModeWindow, SetBatteryMode, SetReserve, SetSchedule
 from devices.errors import BadPayload, NotSupported
 
-LONDON = ZoneInfo("Europe/London")
 INVERTER_ADDRESS = 0x11
 NOMINAL_BATTERY_V = 51.2  # LV packs: capacity_ah * 51.2 V is the pack's energy
 

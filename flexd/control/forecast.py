@@ -6,9 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
-LONDON = ZoneInfo("Europe/London")
+from core.timegrid import LONDON
 
 
 def slot_of_day(t: datetime) -> int:

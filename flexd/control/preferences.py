@@ -6,11 +6,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from core.errors import FieldError
+from core.timegrid import LONDON
 
-LONDON = ZoneInfo("Europe/London")
 EARLIEST_READY_BY = time(4, 0)
 LATEST_READY_BY = time(11, 0)
 

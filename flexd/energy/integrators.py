@@ -9,13 +9,10 @@ preferred where a device has one, since they lose nothing between polls.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
-HALF_HOUR = timedelta(minutes=30)
-
-
-def half_hour_start(t: datetime) -> datetime:
-    return t.replace(minute=30 if t.minute >= 30 else 0, second=0, microsecond=0)
+from core.timegrid import SLOT as HALF_HOUR
+from core.timegrid import half_hour_start
 
 
 @dataclass

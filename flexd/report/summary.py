@@ -9,8 +9,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, TextIO
 
 import rating
+from core.timegrid import SLOT as HALF_HOUR
 from devices.base import ChargerState
-from flexd.energy.integrators import HALF_HOUR, HalfHourAccumulator
+from flexd.energy.integrators import HalfHourAccumulator
 from flexd.storage import RatedRow
 
 if TYPE_CHECKING:
