@@ -13,9 +13,11 @@ import structlog
 from core.clock import Clock, ScaledClock, SystemClock
 from core.timegrid import LONDON
 from flexd.config import Config, ConfigError, load_config
+from flexd.config.parse import database_target
 from flexd.daemon import Daemon
 from flexd.obs import logs
 from flexd.storage import Storage
+from flexd.storage.driver import redact
 from flexd.wiring import Backends
 
 
@@ -42,7 +44,7 @@ async def run_daemon(
     simulate: bool = False,
     speed: float | None = None,
     hours: float | None = None,
-    database: Path | None = None,
+    database: Path | str | None = None,
     fresh_database: bool = False,
     api_port: int | None = None,
     summary: bool = False,
@@ -50,10 +52,11 @@ async def run_daemon(
     logs.configure(config.log_format)
     log = structlog.get_logger("flexd")
     if database is not None:
-        config = dataclasses.replace(config, database=database)
+        target = database_target(str(database), Path.cwd())
+        config = dataclasses.replace(config, database=target)
     if api_port is not None:
         config = dataclasses.replace(config, api=dataclasses.replace(config.api, port=api_port))
-    if fresh_database:
+    if fresh_database and isinstance(config.database, Path):
         for suffix in ("", "-wal", "-shm"):
             Path(f"{config.database}{suffix}").unlink(missing_ok=True)
     clock: Clock
@@ -67,7 +70,13 @@ async def run_daemon(
         clock = SystemClock()
         if hours is not None:
             until = clock.now() + timedelta(hours=hours)
-    storage = await Storage.open(config.database)
+    try:
+        storage = await Storage.open(config.database, config.database_password)
+    except Exception as exc:  # the one line an operator needs, never a traceback
+        where = redact(str(config.database))
+        print(f"flexd: database {where}: {type(exc).__name__}: {exc}".splitlines()[0],
+              file=sys.stderr)  # fmt: skip
+        return 2
     # Simulators come in only through flexd.simulation: devices when simulating, and the price
     # feed when the config asks for the simulated one.
     backends = Backends(config, clock)

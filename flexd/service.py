@@ -8,8 +8,12 @@ them (HTTP 404/409/422, an MQTT error topic).
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from core.clock import Clock
@@ -22,9 +26,9 @@ from flexd.control.preferences import InputError, Preferences, parse_preferences
 from flexd.control.runtime import DeviceRuntime, Health, SiteRuntime
 from flexd.energy.rater import Rater
 from flexd.obs.metrics import Metrics
-from flexd.storage import DispatchRow, RatedRow, ReadingRow, Storage
+from flexd.storage import BumpRecord, DispatchRow, RatedRow, ReadingRow, Storage
 
-__all__ = ["Conflict", "Event", "Listener", "NotFound", "Service"]
+__all__ = ["BumpResult", "Conflict", "Event", "Listener", "NotFound", "Service"]
 DEFAULT_BOOST_MINUTES = 60
 
 
@@ -41,6 +45,24 @@ class Conflict(Exception):
         super().__init__(detail)
         self.code = code
         self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class BumpResult:
+    """The answer to a bump request: HTTP status and body, whether this request created it."""
+
+    status: int
+    body: dict[str, Any]
+    created: bool
+    dispatch_id: str
+
+
+def _replay(first: BumpRecord, request_hash: str) -> BumpResult:
+    if first.request_hash and first.request_hash != request_hash:
+        raise Conflict(
+            "idempotency-key-reused", "this Idempotency-Key was used with a different request"
+        )
+    return BumpResult(first.status, first.body, False, first.dispatch_id)
 
 
 class Service:
@@ -65,6 +87,7 @@ class Service:
         self.dispatch_book = dispatch_book or DispatchBook(storage, clock, self.events)
         self.rater = rater  # None: readings are stored, not rated (an API without a daemon)
         self.prices_known_until: datetime | None = None
+        self._bump_locks: dict[str, asyncio.Lock] = {}
 
     @property
     def listeners(self) -> list[Listener]:
@@ -134,18 +157,42 @@ class Service:
         target_soc_pct: float | None = None,
         duration_minutes: int | None = None,
         idempotency_key: str | None = None,
-    ) -> tuple[DispatchRow, bool]:
-        """Start a BOOST; returns (dispatch, created). A repeated idempotency key returns the
-        first request's dispatch with created False."""
+    ) -> BumpResult:
+        """Start a BOOST. A repeat of an idempotency key answers with the first request's
+        status and body and creates nothing; the same key with another body is a Conflict."""
         dev = self._charger(device_id)
-        if idempotency_key is not None:
-            if not 1 <= len(idempotency_key) <= 200:
-                raise InputError("Idempotency-Key", "must be 1..200 characters")
-            existing = await self.storage.bump_by_key(device_id, idempotency_key)
-            if existing is not None:
-                row = await self.storage.get_dispatch(existing)
-                if row is not None:
-                    return row, False
+        if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
+            raise InputError("Idempotency-Key", "must be 1..200 characters")
+        request = json.dumps({"target_soc_pct": target_soc_pct,
+                              "duration_minutes": duration_minutes}, sort_keys=True)  # fmt: skip
+        request_hash = hashlib.sha256(request.encode()).hexdigest()
+        # One bump at a time per device in this process; the database's key (and its lock on
+        # PostgreSQL) covers other processes.
+        async with self._bump_locks.setdefault(device_id, asyncio.Lock()):
+            if idempotency_key is not None:
+                first = await self.storage.bump_by_key(device_id, idempotency_key)
+                if first is not None:
+                    return _replay(first, request_hash)
+            minutes = self._boost_minutes(dev, target_soc_pct, duration_minutes)
+            if await self.active_boost(device_id) is not None:
+                raise Conflict("already-boosting", "a bump charge is already running")
+            site = self.site_of(device_id)
+            now = self.clock.now()
+            row, first = await self.storage.add_boost_once(
+                site=site.config.id, meter=site.config.meter, device_id=device_id, start=now,
+                end=now + timedelta(minutes=minutes), at=now, key=idempotency_key,
+                request_hash=request_hash,
+            )  # fmt: skip
+            if first is not None:  # another process won the key meanwhile
+                return _replay(first, request_hash)
+            assert row is not None
+        site.request_replan("bump-start")
+        await self.dispatch_book.publish(site.config.id, device_id)
+        return BumpResult(202, row.to_json(), True, row.id)
+
+    def _boost_minutes(
+        self, dev: DeviceRuntime, target_soc_pct: float | None, duration_minutes: int | None
+    ) -> int:
         if target_soc_pct is not None and duration_minutes is not None:
             raise InputError("target_soc_pct", "give a target SoC or a duration, not both")
         if target_soc_pct is not None and not 1 <= target_soc_pct <= 100:
@@ -161,20 +208,12 @@ class Service:
         target = target_soc_pct if target_soc_pct is not None else 100.0
         if dev.soc_pct is not None and dev.soc_pct >= target - 0.5:
             raise Conflict("already-full", f"the car is at {dev.soc_pct:.0f}% already")
-        if await self.active_boost(device_id) is not None:
-            raise Conflict("already-boosting", "a bump charge is already running")
         minutes = duration_minutes or DEFAULT_BOOST_MINUTES
         if target_soc_pct is not None and dev.soc_pct is not None and dev.config.ev is not None:
             ev = dev.config.ev
             need_kwh = (target - dev.soc_pct) / 100 * ev.capacity_kwh / ev.efficiency
             minutes = max(1, min(12 * 60, round(need_kwh / ev.max_charge_kw * 60)))
-        site = self.site_of(device_id)
-        row = await self.dispatch_book.add_boost(site, device_id, minutes)
-        if idempotency_key is not None:
-            await self.storage.add_bump(device_id, idempotency_key, row.id, now)
-        site.request_replan("bump-start")
-        await self.dispatch_book.publish(site.config.id, device_id)
-        return row, True
+        return minutes
 
     async def cancel_bump(self, device_id: str) -> DispatchRow:
         self._charger(device_id)

@@ -123,13 +123,13 @@ async def bump(request: web.Request) -> web.Response:
         raise InputError("target_soc_pct", "must be a number")
     if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int)):
         raise InputError("duration_minutes", "must be an integer")
-    row, _created = await request.app[SERVICE].bump_charge(
+    result = await request.app[SERVICE].bump_charge(
         device_id,
         target_soc_pct=target,
         duration_minutes=duration,
         idempotency_key=request.headers.get("Idempotency-Key"),
     )
-    return web.json_response(row.to_json(), status=202)
+    return web.json_response(result.body, status=result.status)
 
 
 async def cancel_bump(request: web.Request) -> web.Response:

@@ -13,8 +13,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     p.add_argument("--speed", type=float, default=None, help="simulated seconds per real second")
     p.add_argument("--hours", type=float, default=None, help="simulated hours (default 24)")
-    p.add_argument("--database", type=Path, default=None,
-                   help="database file (default: a fresh one under ./var/)")  # fmt: skip
+    p.add_argument("--database", default=None,
+                   help="a SQLite file or a postgresql:// URL (default: a fresh file under "
+                        "./var/)")  # fmt: skip
     p.add_argument("--api-port", type=int, default=0, help="API port (default: any free port)")
     p.set_defaults(run=run)
 

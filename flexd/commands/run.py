@@ -16,7 +16,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--speed", type=float, default=None, help="simulated seconds per real second")
     p.add_argument("--hours", type=float, default=None, help="simulated hours to run, then stop")
-    p.add_argument("--database", type=Path, default=None, help="override [daemon].database")
+    p.add_argument("--database", default=None,
+                   help="override [daemon].database: a SQLite file or a postgresql:// URL")
     p.set_defaults(run=run)
 
 

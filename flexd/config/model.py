@@ -124,7 +124,7 @@ class SimulationConfig:
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    database: Path
+    database: Path | str  # a SQLite file, or a postgresql:// URL
     log_format: str = "auto"  # "auto" | "json" | "console"
     cycle_seconds: float = 300.0
     planner_threads: int = 0  # solves at once; 0: one per core
@@ -134,6 +134,7 @@ class Config:
     simulation: SimulationConfig = SimulationConfig()
     sites: tuple[SiteConfig, ...] = ()
     source: Path | None = None
+    database_password: str | None = field(default=None, repr=False)  # PostgreSQL, from env/file
 
 
 def hash_token(token: str) -> str:

@@ -170,14 +170,29 @@ def _simulation(sim: Mapping[str, Any]) -> SimulationConfig:
     )
 
 
+def database_target(value: str, base_dir: Path) -> Path | str:
+    """A PostgreSQL URL as it is (its password never inline), else a SQLite file path."""
+    if value.startswith(("postgresql://", "postgres://")):
+        creds = value.split("://", 1)[1].split("@", 1)
+        if len(creds) == 2 and ":" in creds[0]:
+            raise ConfigError("daemon.database", "no password in the URL: use "
+                              "database_password_env or database_password_file")  # fmt: skip
+        return value
+    if "://" in value:
+        raise ConfigError("daemon.database", "must be a file path or a postgresql:// URL")
+    p = Path(value)
+    return p if p.is_absolute() else base_dir / p
+
+
 def parse_config(
     doc: Mapping[str, Any], base_dir: Path, env: Mapping[str, str] | None = None
 ) -> Config:
     env = os.environ if env is None else env
     known(doc, SECTIONS, "")
     daemon = table(doc, "daemon", "")
-    known(daemon, ("database", "log_format", "cycle_seconds", "planner_threads"), "daemon.")
-    db = Path(get(daemon, "database", str, "daemon.", "flexd.sqlite"))
+    known(daemon, ("database", "log_format", "cycle_seconds", "planner_threads",
+                   *secret_keys(["database_password"])), "daemon.")  # fmt: skip
+    db = database_target(get(daemon, "database", str, "daemon.", "flexd.sqlite"), base_dir)
 
     def rel(p: str | None) -> Path | None:
         return None if p is None else (base_dir / p if not Path(p).is_absolute() else Path(p))
@@ -195,7 +210,8 @@ def parse_config(
     if log_format not in ("auto", "json", "console"):
         raise ConfigError("daemon.log_format", "must be auto, json or console")
     return Config(
-        database=db if db.is_absolute() else base_dir / db,
+        database=db,
+        database_password=secret(daemon, "database_password", "daemon.", env),
         log_format=log_format,
         cycle_seconds=num(daemon, "cycle_seconds", "daemon.", 300.0, 1.0),
         planner_threads=int(num(daemon, "planner_threads", "daemon.", 0, 0)),

@@ -35,14 +35,6 @@ class DispatchBook:
         payload = [r.to_json() for r in rows if not (hide_cancelled and r.status == "cancelled")]
         await self.events.emit(Event("dispatches", site_id, device_id, payload))
 
-    async def add_boost(self, site: SiteRuntime, device_id: str, minutes: int) -> DispatchRow:
-        now = self.clock.now()
-        cfg = site.config
-        return await self.storage.add_dispatch(
-            site=cfg.id, meter=cfg.meter, device_id=device_id, start=now,
-            end=now + timedelta(minutes=minutes), kind="boost", status="planned", at=now,
-        )  # fmt: skip
-
     async def end_now(self, dispatch_id: str) -> DispatchRow:
         now = self.clock.now()
         await self.storage.update_dispatch(dispatch_id, at=now, end=now)

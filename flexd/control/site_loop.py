@@ -329,10 +329,17 @@ class SiteLoop:
     # --- rating ------------------------------------------------------------------------------
 
     async def close_half_hours(self, now: datetime) -> None:
-        rows = self.state.meter.pop_closed(now)
-        if rows:
-            await self.storage.upsert_readings(rows, now)
-            await self.rater.rerate(self.site.config.meter, {r.start for r in rows}, "closed")
+        """Store every closed half-hour, then forget it (only after the commit), then rate it.
+        A failed write leaves the half-hours in memory for the next cycle; a failed rating
+        leaves the stored readings to be rated again (the rater keeps the day waiting)."""
+        rows = self.state.meter.closed(now)
+        if not rows:
+            return
+        await self.storage.upsert_readings(rows, now)
+        self.state.meter.stored(rows)
+        # Saved at once: a restart must not replay half-hours that are already stored.
+        await self.storage.set_kv(f"meter:{self.site.config.id}", self.state.meter.dump())
+        await self.rater.rerate(self.site.config.meter, {r.start for r in rows}, "closed")
 
     async def safe_mode(self) -> None:
         """Leave every device safe: inverters in self-use, chargers not forced."""

@@ -36,11 +36,19 @@ class HalfHourAccumulator:
         if hours > 0:
             self.add_span(start, end, kwh / hours)
 
+    def closed(self, now: datetime) -> dict[datetime, float]:
+        """Every half-hour that ended at or before ``now`` (left in place: see :meth:`drop`)."""
+        return {s: v for s, v in self.kwh.items() if s + HALF_HOUR <= now}
+
+    def drop(self, starts: set[datetime]) -> None:
+        """Forget these half-hours, once they are stored."""
+        for s in starts:
+            self.kwh.pop(s, None)
+
     def pop_closed(self, now: datetime) -> dict[datetime, float]:
         """Remove and return every half-hour that ended at or before ``now``."""
-        closed = {s: v for s, v in self.kwh.items() if s + HALF_HOUR <= now}
-        for s in closed:
-            del self.kwh[s]
+        closed = self.closed(now)
+        self.drop(set(closed))
         return closed
 
 

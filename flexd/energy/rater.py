@@ -45,7 +45,15 @@ class Rater:
         """Re-rate the local days holding ``starts``; publish every new version."""
         if not starts or meter not in self.tariffs:
             return 0
-        new = await self.rate_days(meter, local_days(starts), reason)
+        # Days that failed or waited before are retried with this meter's next rating.
+        days = local_days(starts) | self.waiting.pop(meter, set())
+        try:
+            new = await self.rate_days(meter, days, reason)
+        except Exception as exc:  # the readings are stored: rate them again next time
+            self.waiting.setdefault(meter, set()).update(days)
+            log.warning("rating_failed", meter=meter, days=sorted(d.isoformat() for d in days),
+                        error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+            return 0
         await self._publish(meter, new)
         return len(new)
 

@@ -95,23 +95,39 @@ class SiteMeter:
         live = [t for t in lasts if now - t <= timedelta(minutes=15)]
         return min([now, *live])
 
-    def pop_closed(self, now: datetime) -> list[ReadingRow]:
-        """Readings for every half-hour that has closed, rounded to the stored precision."""
-        now = self._horizon(now)
-        rows: list[ReadingRow] = []
+    def _accumulators(self) -> list[tuple[str, HalfHourAccumulator]]:
         imp, exp = self.grid.imports, self.grid.exports
         if self.use_registers:
             imp, exp = self.reg_import.acc, self.reg_export.acc
-        for register, acc in (("import", imp), ("export", exp)):
-            for start, kwh in acc.pop_closed(now).items():
-                rows.append(ReadingRow(self.meter, start, register, _kwh(kwh)))
+        return [("import", imp), ("export", exp)] + [("ev", i.acc) for i in self.ev.values()]
+
+    def closed(self, now: datetime) -> list[ReadingRow]:
+        """Readings for every half-hour that has closed, rounded to the stored precision. They
+        stay here until :meth:`stored` says they are in the database: a failed write loses
+        nothing, and the next cycle writes them again."""
+        now = self._horizon(now)
+        rows: list[ReadingRow] = []
         ev_total: dict[datetime, float] = {}
-        for integ in self.ev.values():
-            for start, kwh in integ.acc.pop_closed(now).items():
-                ev_total[start] = ev_total.get(start, 0.0) + kwh
+        for register, acc in self._accumulators():
+            for start, kwh in acc.closed(now).items():
+                if register == "ev":
+                    ev_total[start] = ev_total.get(start, 0.0) + kwh
+                else:
+                    rows.append(ReadingRow(self.meter, start, register, _kwh(kwh)))
         for start, kwh in ev_total.items():
             rows.append(ReadingRow(self.meter, start, "ev", _kwh(kwh)))
         return sorted(rows, key=lambda r: (r.start, r.register))
+
+    def stored(self, rows: list[ReadingRow]) -> None:
+        """Forget the half-hours of ``rows``: they are committed."""
+        starts = {r.start for r in rows}
+        for _register, acc in self._accumulators():
+            acc.drop(starts)
+
+    def pop_closed(self, now: datetime) -> list[ReadingRow]:
+        rows = self.closed(now)
+        self.stored(rows)
+        return rows
 
     # Persisted each cycle so a restart loses no part of an open half-hour.
     def dump(self) -> str:

@@ -117,7 +117,8 @@ async def print_summary(daemon: Daemon, out: TextIO) -> None:
             p(f"  import cost with flexd's plan: {_pounds(planned)};"
               f" charging at full power from plug-in instead: {_pounds(naive_cost)}")  # fmt: skip
             _ = smart_cost
-    p(f"\ndatabase: {storage.path}")
+    p(f"\ndatabase: {storage.where}")
     p("rated slots: table rated_slots (every version), readings and dispatches beside them;")
-    p(f"  e.g. sqlite3 {storage.path} 'SELECT * FROM rated_slots ORDER BY start LIMIT 5'")
+    tool = "sqlite3" if storage.dialect == "sqlite" else "psql"
+    p(f"  e.g. {tool} {storage.where} 'SELECT * FROM rated_slots ORDER BY start LIMIT 5'")
     p("=" * 72)

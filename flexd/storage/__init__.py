@@ -1,5 +1,7 @@
-"""Storage: the schema with its migrations, and the SQLite store."""
+"""Storage: the schema with its migrations, and one store on SQLite or PostgreSQL."""
 
-from flexd.storage.sqlite import DispatchRow, RatedRow, ReadingRow, Storage, parse_ts, ts
+from flexd.storage.rows import DispatchRow, RatedRow, ReadingRow, parse_ts, ts
+from flexd.storage.store import BumpRecord, Storage, is_url
 
-__all__ = ["DispatchRow", "RatedRow", "ReadingRow", "Storage", "parse_ts", "ts"]
+__all__ = ["BumpRecord", "DispatchRow", "RatedRow", "ReadingRow", "Storage", "is_url", "parse_ts",
+           "ts"]

@@ -1,6 +1,7 @@
-"""The schema as numbered migrations: a database at version n runs n+1 onwards, each in one
-transaction with its version row. A migration is never edited once released; a change is a new one.
-"""
+"""The schema as numbered migrations, the same on SQLite and PostgreSQL: a database at version
+n runs n+1 onwards, each in one transaction with its version row. A migration is never changed
+once released (only the words the two engines spell differently are filled in per dialect); a
+change is a new one."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE preferences (
         device_id TEXT PRIMARY KEY, payload TEXT NOT NULL, updated_at TEXT NOT NULL);
     CREATE TABLE plans (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL, created_at TEXT NOT NULL,
+        id {serial}, site TEXT NOT NULL, created_at TEXT NOT NULL,
         reason TEXT NOT NULL, objective_p TEXT NOT NULL, payload TEXT NOT NULL);
     CREATE INDEX plans_site ON plans (site, created_at);
     CREATE TABLE dispatches (
@@ -47,4 +48,22 @@ MIGRATIONS: tuple[str, ...] = (
     DROP TABLE IF EXISTS device_states;
     DROP TABLE IF EXISTS prices;
     """,
+    # 3: an idempotency key answers every repeat with the first request's status and body, and
+    # a repeat with another body is refused (the request's SHA-256 tells them apart)
+    """
+    ALTER TABLE bump_requests ADD COLUMN request_hash TEXT NOT NULL DEFAULT '';
+    ALTER TABLE bump_requests ADD COLUMN status INTEGER NOT NULL DEFAULT 202;
+    ALTER TABLE bump_requests ADD COLUMN body TEXT NOT NULL DEFAULT '';
+    CREATE INDEX IF NOT EXISTS readings_meter_start ON readings (meter, start);
+    """,
 )
+
+# The few words the two engines spell differently, filled in per dialect.
+DIALECT = {
+    "sqlite": {"serial": "INTEGER PRIMARY KEY AUTOINCREMENT"},
+    "postgresql": {"serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"},
+}
+
+
+def migration(sql: str, dialect: str) -> str:
+    return sql.format(**DIALECT[dialect])

@@ -162,11 +162,12 @@ async def test_late_prices_plan_on_fixed_rates_then_adopt_prices(tmp_path):
     storage = await Storage.open(cfg.database)
     await run(cfg, start, 5, storage)
     plans = []
-    async with storage._db.execute("SELECT created_at, reason, payload FROM plans ORDER BY id") as cur:
-        import json
+    import json
 
-        for created, reason, payload in await cur.fetchall():
-            plans.append((created, reason, json.loads(payload)["fallback_price_slots"]))
+    for created, reason, payload in await storage.query(
+        "SELECT created_at, reason, payload FROM plans ORDER BY id"
+    ):
+        plans.append((created, reason, json.loads(payload)["fallback_price_slots"]))
     before = [p for p in plans if p[0] < "2026-01-15T17:30:00Z"]
     after = [p for p in plans if p[0] >= "2026-01-15T17:31:00Z"]
     assert before and before[-1][2] > 0  # next-day prices late: planned on the tariff's rates
@@ -192,10 +193,9 @@ async def test_restart_midday_loses_nothing_and_rates_nothing_twice(tmp_path):
     assert all(g == timedelta(minutes=30) for g in gaps), starts
     assert {(r.start, r.register) for r in first} <= {(r.start, r.register) for r in readings}
     # Re-rating the same inputs after the restart stored no new versions for them.
-    async with storage._db.execute(
+    ((dupes,),) = await storage.query(
         "SELECT COUNT(*) FROM rated_slots WHERE version > 1 AND start < ?", ("2026-01-15T11:30:00Z",)
-    ) as cur:
-        (dupes,) = await cur.fetchone()
+    )
     assert dupes == 0 and versions_1 > 0
     await storage.close()
 
@@ -234,8 +234,8 @@ async def test_sigterm_mid_night_finishes_writes_and_leaves_devices_safe(tmp_pat
     assert not [k for k in errors if ("outcome", "error") in k], errors
     # The open half-hour's energy is saved for the restart to carry on from.
     assert await storage.get_kv("meter:home")
-    async with storage._db.execute("PRAGMA integrity_check") as cur:
-        assert (await cur.fetchone())[0] == "ok"
+    ((check,),) = await storage.query("PRAGMA integrity_check")
+    assert check == "ok"
     await storage.close()
 
 
