@@ -31,7 +31,9 @@ class Tx(Protocol):
         """Run one statement; returns the rows it changed."""
         ...
 
-    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """One statement over many rows (batched); returns the rows they changed in all."""
+        ...
 
     async def fetchall(self, sql: str, args: Sequence[Any] = ()) -> list[Row]: ...
 
@@ -66,8 +68,11 @@ class _SqliteTx:
         cur = await self.db.execute(sql, tuple(args))
         return max(0, cur.rowcount)
 
-    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        await self.db.executemany(sql, [tuple(r) for r in rows])
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        if not rows:
+            return 0
+        cur = await self.db.executemany(sql, [tuple(r) for r in rows])
+        return max(0, cur.rowcount)
 
     async def fetchall(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
         async with self.db.execute(sql, tuple(args)) as cur:
@@ -145,10 +150,13 @@ class _PgTx:
         cur = await self.conn.execute(_pg(sql), tuple(args))
         return max(0, cur.rowcount)
 
-    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            async with self.conn.cursor() as cur:
-                await cur.executemany(_pg(sql), [tuple(r) for r in rows])
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        if not rows:
+            return 0
+        async with self.conn.cursor() as cur:
+            # Pipelined by psycopg: one round trip for the batch; rowcount sums the statements.
+            await cur.executemany(_pg(sql), [tuple(r) for r in rows])
+            return max(0, cur.rowcount)
 
     async def fetchall(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
         cur = await self.conn.execute(_pg(sql), tuple(args))

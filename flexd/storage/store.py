@@ -264,17 +264,15 @@ class Storage:
 
     async def upsert_readings(self, rows: Iterable[ReadingRow], at: datetime) -> int:
         """Insert or replace readings in one transaction; returns how many rows changed."""
-        n = 0
+        batch = [(r.meter, ts(r.start), r.register, str(r.kwh), r.source, ts(at)) for r in rows]
         async with self.driver.transaction() as tx:
-            for r in rows:
-                n += await tx.execute(
-                    "INSERT INTO readings VALUES (?,?,?,?,?,?) "
-                    "ON CONFLICT(meter, start, register) DO UPDATE SET kwh = excluded.kwh, "
-                    "source = excluded.source, updated_at = excluded.updated_at "
-                    "WHERE readings.kwh != excluded.kwh",
-                    (r.meter, ts(r.start), r.register, str(r.kwh), r.source, ts(at)),
-                )
-        return n
+            return await tx.executemany(
+                "INSERT INTO readings VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT(meter, start, register) DO UPDATE SET kwh = excluded.kwh, "
+                "source = excluded.source, updated_at = excluded.updated_at "
+                "WHERE readings.kwh != excluded.kwh",
+                batch,
+            )
 
     async def readings(self, meter: str, start: datetime, end: datetime) -> list[ReadingRow]:
         async with self.driver.reader() as tx:
