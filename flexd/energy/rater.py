@@ -134,13 +134,9 @@ class Rater:
             )
             for s in slots
         ]
-        stored_n = await self.storage.add_rated(rated)
-        self.metrics.rated_slots.inc(stored_n, meter=meter)
-        if not stored_n:
-            return []
-        latest = await self.storage.latest_rated(meter, start - timedelta(hours=1), end)
-        changed = {(r.start, r.register) for r in rated}
-        return [r for r in latest if (r.start, r.register) in changed and r.rated_at == now]
+        new = await self.storage.add_rated_versions(rated)
+        self.metrics.rated_slots.inc(len(new), meter=meter)
+        return new
 
     def _priced(self, r: rating.Reading) -> bool:
         return self.prices is not None and self.prices.get(r.start) is not None

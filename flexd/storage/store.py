@@ -7,6 +7,7 @@ order is time order), money and energy as Decimal text, payloads as JSON text.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -316,10 +317,15 @@ class Storage:
             after = (last[1], last[2], int(last[3]))
 
     async def add_rated(self, rows: Sequence[RatedRow]) -> int:
-        """Store a new version of each slot whose rating differs from its latest version. The
-        read of the latest versions and the insert are one transaction, locked per meter."""
+        """Store a new version of each slot whose rating differs from its latest version;
+        returns how many were stored."""
+        return len(await self.add_rated_versions(rows))
+
+    async def add_rated_versions(self, rows: Sequence[RatedRow]) -> list[RatedRow]:
+        """As :meth:`add_rated`, returning the stored rows with their versions. The read of
+        the latest versions and the insert are one transaction, locked per meter."""
         if not rows:
-            return 0
+            return []
         meter = rows[0].meter
         lo = min(r.start for r in rows)
         hi = max(r.start for r in rows)
@@ -330,6 +336,7 @@ class Storage:
                 for r in await _latest_rated(tx, meter, lo, hi.replace(second=1))
             }
             fresh = []
+            new: list[RatedRow] = []
             for r in rows:
                 prev = latest.get((r.start, r.register))
                 same = prev is not None and (
@@ -337,6 +344,7 @@ class Storage:
                 ) == (r.kwh, r.band, r.unit_rate_p, r.cost_p)  # fmt: skip
                 if not same:
                     version = 1 if prev is None else prev.version + 1
+                    new.append(dataclasses.replace(r, version=version))
                     fresh.append((
                         r.meter, ts(r.start), r.register, version, r.settlement_date,
                         r.settlement_period, str(r.kwh), r.band, str(r.unit_rate_p),
@@ -345,7 +353,7 @@ class Storage:
             await tx.executemany(
                 "INSERT INTO rated_slots VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", fresh
             )
-        return len(fresh)
+        return new
 
     async def count_rated(self, meter: str | None = None) -> int:
         sql, args = "SELECT COUNT(*) FROM rated_slots", tuple[str, ...]()
