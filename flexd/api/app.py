@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import structlog
 from aiohttp import web
 
 from flexd.api import billing
@@ -16,12 +17,14 @@ from flexd.api.errors import error
 from flexd.api.openapi import document
 from flexd.config import ApiConfig, TokenConfig
 from flexd.control.preferences import InputError
+from flexd.obs.metrics import IDENTIFYING
 from flexd.service import Conflict, NotFound, Service
 from rating.io import parse_instant
 from rating.model import RatingInputError
 
 SERVICE: web.AppKey[Service] = web.AppKey("service", Service)
 CONFIG: web.AppKey[ApiConfig] = web.AppKey("config", ApiConfig)
+log = structlog.get_logger("flexd.api")
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -46,6 +49,11 @@ async def errors_mw(request: web.Request, handler: Handler) -> web.StreamRespons
         resp = error(413, "too-large", "request body too large")
     except web.HTTPException as e:
         resp = error(e.status, e.reason.lower().replace(" ", "-"), e.text or e.reason)
+        if "Allow" in e.headers:  # a 405 says which methods the route has (RFC 9110)
+            resp.headers["Allow"] = e.headers["Allow"]
+    except Exception as e:  # a bug: answer 500 as JSON, log it, and count it like any answer
+        log.exception("api_internal_error", route=_route_name(request), error=str(e))
+        resp = error(500, "internal", "internal error")
     service.metrics.api_requests.inc(route=_route_name(request), status=str(resp.status))
     return resp
 
@@ -69,8 +77,13 @@ def _device_id(request: web.Request) -> str:
     """The path's device id, after checking the token may touch it (403 otherwise)."""
     device_id = request.match_info["id"]
     account = request.app[SERVICE].account_of(device_id)
-    if not may_use_device(_token(request), account):
-        raise web.HTTPForbidden(text="this token may not use that device")
+    token = _token(request)
+    if not may_use_device(token, account):
+        if token.role == "app":
+            # Another account's device is "not found", exactly as an unknown one: an app token
+            # must not learn which ids exist.
+            raise NotFound(f"device {device_id}")
+        raise web.HTTPForbidden(text="this token may not use that device")  # the role never may
     return device_id
 
 
@@ -93,7 +106,12 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(text=request.app[SERVICE].metrics.render(), content_type="text/plain")
+    """Open to scrapers, but without meter numbers, device or site ids (summed away) unless the
+    request carries an admin token."""
+    token = authenticate(request.headers.get("Authorization"), request.app[CONFIG].tokens)
+    redact = frozenset() if token is not None and token.role == "admin" else IDENTIFYING
+    text = request.app[SERVICE].metrics.render(redact)
+    return web.Response(text=text, content_type="text/plain")
 
 
 async def openapi(request: web.Request) -> web.Response:

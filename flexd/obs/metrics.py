@@ -21,6 +21,23 @@ def _fmt(labels: Labels, extra: Labels = ()) -> str:
     return "{" + ",".join(f'{k}="{v}"' for k, v in esc) + "}"
 
 
+# Labels that name a customer's things: shown only to an admin token (see flexd.api.app).
+IDENTIFYING = frozenset({"device", "site", "meter", "account"})
+
+
+def _fold(
+    values: dict[Labels, float], counts: dict[Labels, int], redact: frozenset[str], gauge: bool
+) -> tuple[dict[Labels, float], dict[Labels, int]]:
+    out: dict[Labels, float] = {}
+    out_n: dict[Labels, int] = {}
+    for key, v in values.items():
+        k = tuple((n, x) for n, x in key if n not in redact)
+        out[k] = max(out.get(k, v), v) if gauge else out.get(k, 0.0) + v
+        if key in counts:
+            out_n[k] = out_n.get(k, 0) + counts[key]
+    return out, out_n
+
+
 @dataclass
 class Metric:
     name: str
@@ -48,15 +65,19 @@ class Metric:
     def get(self, **labels: str) -> float:
         return self.values.get(_labels(labels), 0.0)
 
-    def render(self) -> list[str]:
+    def render(self, redact: frozenset[str] = frozenset()) -> list[str]:
+        """Text lines; labels in ``redact`` are summed away (a gauge keeps its maximum)."""
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
         with self.lock:
-            for key, value in sorted(self.values.items()):
-                if self.kind == "summary":
-                    lines.append(f"{self.name}_sum{_fmt(key)} {value:g}")
-                    lines.append(f"{self.name}_count{_fmt(key)} {self.counts[key]}")
-                else:
-                    lines.append(f"{self.name}{_fmt(key)} {value:g}")
+            values, counts = dict(self.values), dict(self.counts)
+        if redact:
+            values, counts = _fold(values, counts, redact, self.kind == "gauge")
+        for key, value in sorted(values.items()):
+            if self.kind == "summary":
+                lines.append(f"{self.name}_sum{_fmt(key)} {value:g}")
+                lines.append(f"{self.name}_count{_fmt(key)} {counts[key]}")
+            else:
+                lines.append(f"{self.name}{_fmt(key)} {value:g}")
         return lines
 
 
@@ -102,10 +123,10 @@ class Metrics:
         self._all.append(metric)
         return metric
 
-    def render(self) -> str:
+    def render(self, redact: frozenset[str] = frozenset()) -> str:
         for collect in self.collectors:
             collect()
         out: list[str] = []
         for metric in self._all:
-            out.extend(metric.render())
+            out.extend(metric.render(redact))
         return "\n".join(out) + "\n"

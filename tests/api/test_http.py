@@ -39,7 +39,6 @@ async def test_app_sees_only_its_account(api):
 @pytest.mark.parametrize(
     ("token", "path"),
     [
-        (OTHER, "/api/v1/devices/home-charger"),
         (BILL, "/api/v1/devices"),
         (BILL, "/api/v1/devices/home-charger/preferences"),
     ],
@@ -47,6 +46,50 @@ async def test_app_sees_only_its_account(api):
 async def test_403_outside_role_or_account(api, token, path):
     http, _ = api
     assert (await http.get(path, headers=auth(token))).status == 403
+
+
+async def test_another_accounts_device_is_404_like_an_unknown_one(api):
+    http, _ = api
+    for path in ("/api/v1/devices/home-charger", "/api/v1/devices/home-charger/dispatches",
+                 "/api/v1/devices/home-charger/preferences"):  # fmt: skip
+        theirs = await http.get(path, headers=auth(OTHER))
+        unknown = await http.get(path.replace("home-charger", "nope"), headers=auth(OTHER))
+        assert (theirs.status, await theirs.json()) == (404, {"error": "not-found",
+            "detail": "device home-charger not found", "field": None})  # fmt: skip
+        assert unknown.status == 404
+        assert (await unknown.json())["detail"] == "device nope not found"
+
+
+async def test_metrics_hide_meters_and_devices_without_an_admin_token(api):
+    http, service = api
+    service.metrics.device_polls.inc(device="home-charger")
+    service.metrics.rated_slots.inc(3, meter="M1")
+    anonymous = await (await http.get("/metrics")).text()
+    assert "home-charger" not in anonymous and "M1" not in anonymous and "A1" not in anonymous
+    assert "flexd_device_polls_total 1" in anonymous and "flexd_rated_slots_total 3" in anonymous
+    for token in (APP, BILL):
+        assert "home-charger" not in await (await http.get("/metrics", headers=auth(token))).text()
+    admin = await (await http.get("/metrics", headers=auth(ADMIN))).text()
+    assert 'flexd_device_polls_total{device="home-charger"} 1' in admin
+
+
+async def test_a_5xx_is_counted_and_answered_as_json(api):
+    http, service = api
+
+    async def broken(*_a, **_k):
+        raise RuntimeError("disk on fire")
+
+    service.readiness = broken  # a bug behind a route
+    r = await http.get("/readyz")
+    assert (r.status, (await r.json())["error"]) == (500, "internal")
+    text = await (await http.get("/metrics")).text()
+    assert 'flexd_api_requests_total{route="/readyz",status="500"} 1' in text
+
+
+async def test_405_names_the_allowed_methods(api):
+    http, _ = api
+    r = await http.delete("/api/v1/devices", headers=auth(ADMIN))
+    assert r.status == 405 and set(r.headers["Allow"].split(",")) >= {"GET"}
 
 
 async def test_unknown_device_404(api):
