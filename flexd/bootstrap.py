@@ -77,24 +77,24 @@ async def run_daemon(
         print(f"flexd: database {where}: {type(exc).__name__}: {exc}".splitlines()[0],
               file=sys.stderr)  # fmt: skip
         return 2
-    # Simulators come in only through flexd.simulation: devices when simulating, and the price
-    # feed when the config asks for the simulated one.
-    backends = Backends(config, clock)
-    if simulate or config.prices.source == "simulator":
-        from flexd.simulation import simulated_backends
-
-        backends = simulated_backends(config, clock, devices=simulate)
-    daemon = Daemon(config, clock, storage, backends, until=until)
-    daemon.install_signal_handlers()
-    log.info("starting", sites=len(config.sites), simulate=simulate,
-             start=clock.now().isoformat(), database=str(config.database))  # fmt: skip
     try:
+        # Simulators come in only through flexd.simulation: devices when simulating, and the
+        # price feed when the config asks for the simulated one.
+        backends = Backends(config, clock)
+        if simulate or config.prices.source == "simulator":
+            from flexd.simulation import simulated_backends
+
+            backends = simulated_backends(config, clock, devices=simulate)
+        daemon = Daemon(config, clock, storage, backends, until=until)
+        daemon.install_signal_handlers()
+        log.info("starting", sites=len(config.sites), simulate=simulate,
+                 start=clock.now().isoformat(), database=storage.where)  # fmt: skip
         await daemon.run()
         if summary:
             from flexd.report.summary import print_summary
 
             await print_summary(daemon, sys.stdout)
-    finally:
+    finally:  # whatever failed, close the store: its worker thread would keep the process alive
         await storage.close()
-    log.info("stopped", database=str(config.database))
+    log.info("stopped", database=redact(str(config.database)))
     return 0

@@ -51,11 +51,14 @@ def _rows(path: Path, required: Sequence[str]) -> tuple[list[dict[str, str]], li
         raise RatingInputError(f"header lacks {', '.join(missing)}", file=name, line=1)
     reader.fieldnames = header
     rows, lines = [], []
-    for row in reader:
-        if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
-            continue
-        rows.append({k: (v or "").strip() for k, v in row.items() if isinstance(k, str)})
-        lines.append(reader.line_num)
+    try:
+        for row in reader:
+            if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                continue
+            rows.append({k: (v or "").strip() for k, v in row.items() if isinstance(k, str)})
+            lines.append(reader.line_num)
+    except csv.Error as exc:  # e.g. a field over the csv module's 128 KiB limit
+        raise RatingInputError(f"not CSV: {exc}", file=name, line=reader.line_num + 1) from None
     return rows, lines
 
 
@@ -159,6 +162,10 @@ def read_prices(path: Path | str) -> PriceBook:
         raise RatingInputError(exc.strerror or "cannot read", file=str(p)) from None
     except json.JSONDecodeError as exc:
         raise RatingInputError(f"not JSON ({exc.msg})", file=str(p), line=exc.lineno) from None
+    except UnicodeDecodeError:
+        raise RatingInputError("not UTF-8 text", file=str(p)) from None
+    except RecursionError:
+        raise RatingInputError("not JSON we accept (nested too deep)", file=str(p)) from None
     return PriceBook.from_octopus(doc, file=str(p))
 
 

@@ -155,6 +155,9 @@ def load_tariff(name_or_path: str | Path, config: Path | None = None) -> Tariff:
             doc = tomllib.load(fh)
     except FileNotFoundError:
         raise RatingInputError("no such tariff file", file=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise RatingInputError(f"cannot read ({why})", file=str(p)) from None
     except tomllib.TOMLDecodeError as exc:
         raise RatingInputError(f"not valid TOML ({exc})", file=str(p)) from None
     try:

@@ -29,6 +29,12 @@ def run(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as exc:
         print(f"flexd plan: {args.problem}:{exc.lineno}: not JSON ({exc.msg})", file=sys.stderr)
         return 2
+    except UnicodeDecodeError:
+        print(f"flexd plan: {args.problem}: not UTF-8 text", file=sys.stderr)
+        return 2
+    except RecursionError:
+        print(f"flexd plan: {args.problem}: not JSON we accept (nested too deep)", file=sys.stderr)
+        return 2
     try:
         problem = parse_problem(doc)
     except ProblemError as exc:

@@ -29,6 +29,8 @@ from flexd.config.model import (
     hash_token,
 )
 from flexd.config.values import get, known, num, secret, secret_keys, table
+from rating.model import RatingInputError
+from rating.tariff import load_tariff
 
 SECTIONS = ("daemon", "api", "mqtt", "prices", "simulation", "sites")
 SITE_KEYS = ("id", "account", "meter", "tariff", "import_kw", "export_kw", "reserve_pct",
@@ -50,6 +52,10 @@ def _site(doc: Any, path: str, env: Mapping[str, str]) -> SiteConfig:
     ids = [d.id for d in parsed]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{path}devices", "device ids must be unique")
+    try:  # a tariff that cannot load fails here, by key path, not later in the daemon
+        load_tariff(doc["tariff"])
+    except RatingInputError as exc:
+        raise ConfigError(f"{path}tariff", str(exc)) from None
     return SiteConfig(
         id=doc["id"],
         account=get(doc, "account", str, path, doc["id"]),
