@@ -13,7 +13,8 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -74,14 +75,38 @@ def parse_instant(
     return t
 
 
+# Half-hourly settlement began in 1990; nothing before it (or after 2100) is a real reading.
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+DEFAULT_MAX_KWH = Decimal(30)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingLimits:
+    """What a plausible reading is. A domestic meter behind a 100 A fuse passes at most ~11.5 kWh
+    in a half-hour; 30 leaves room for a three-phase supply. Glitches such as 65.534 kWh (a
+    16-bit register's 0xFFFE) are refused. ``not_after`` is the current half-hour's start (the
+    caller reads its clock: this module does not), ``not_before`` the start of the window."""
+
+    max_kwh: Decimal = DEFAULT_MAX_KWH
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+
+
 def parse_reading(
     meter: str, start: str, kwh: str, register: str | None,
-    file: str | None = None, line: int | None = None,
+    file: str | None = None, line: int | None = None, limits: ReadingLimits | None = None,
 ) -> Reading:  # fmt: skip
     """One readings row, validated as the contract says (also used by the HTTP API)."""
     if not meter:
         raise RatingInputError("empty meter", field="meter", file=file, line=line)
+    if len(kwh) > 40:
+        raise RatingInputError("kwh is not a plausible number (over 40 characters)", field="kwh",
+                               file=file, line=line)  # fmt: skip
     t = parse_instant(start, "start", file, line)
+    if not EARLIEST <= t < LATEST:
+        raise RatingInputError(f"{start} is outside 1990..2099", field="start", file=file,
+                               line=line)  # fmt: skip
     if t.timestamp() % 1800:
         raise RatingInputError(
             f"{start} is not on a half-hour boundary", field="start", file=file, line=line
@@ -96,6 +121,20 @@ def parse_reading(
         raise RatingInputError(f"kwh {kwh!r} is not a number", field="kwh", file=file, line=line)
     if value < 0:
         raise RatingInputError(f"kwh {kwh} is negative", field="kwh", file=file, line=line)
+    if limits is not None:
+        if value > limits.max_kwh:
+            raise RatingInputError(
+                f"kwh {kwh} is above the plausible maximum of {limits.max_kwh} per half-hour",
+                field="kwh", file=file, line=line,
+            )  # fmt: skip
+        if limits.not_after is not None and t > limits.not_after:
+            raise RatingInputError(f"{start} is after the current half-hour", field="start",
+                                   file=file, line=line)  # fmt: skip
+        if limits.not_before is not None and t < limits.not_before:
+            raise RatingInputError(
+                f"{start} is before the accepted window (from {_iso(limits.not_before)})",
+                field="start", file=file, line=line,
+            )  # fmt: skip
     reg = register or "import"
     if reg not in REGISTERS:
         raise RatingInputError(f"unknown register {reg!r}", field="register", file=file, line=line)
@@ -118,15 +157,49 @@ def check_duplicates(
         seen[key] = line
 
 
-def read_readings(path: Path | str) -> list[Reading]:
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A refused readings row: its line, its cells and why."""
+
+    line: int
+    row: dict[str, str]
+    field: str
+    reason: str
+
+
+def read_readings(
+    path: Path | str, limits: ReadingLimits | None = None, rejects: list[Reject] | None = None
+) -> list[Reading]:
+    """Every row of a readings file. A bad row raises, naming file:line; with ``rejects`` it is
+    appended there instead and the rest are kept."""
     p = Path(path)
     rows, lines = _rows(p, ("meter", "start", "kwh"))
-    out = [
-        parse_reading(r["meter"], r["start"], r["kwh"], r.get("register") or None, str(p), ln)
-        for r, ln in zip(rows, lines, strict=True)
-    ]
-    check_duplicates(out, lines, str(p))
+    out: list[Reading] = []
+    kept: list[int] = []
+    for r, ln in zip(rows, lines, strict=True):
+        try:
+            out.append(parse_reading(r["meter"], r["start"], r["kwh"], r.get("register") or None,
+                                     str(p), ln, limits))  # fmt: skip
+            kept.append(ln)
+        except RatingInputError as exc:
+            if rejects is None:
+                raise
+            rejects.append(Reject(ln, r, exc.field or "", exc.reason))
+    check_duplicates(out, kept, str(p))
     return out
+
+
+REJECT_COLUMNS = ("line", "meter", "start", "kwh", "register", "field", "reason")
+
+
+def rejects_csv_text(rejects: Sequence[Reject]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(REJECT_COLUMNS)
+    for j in rejects:
+        w.writerow([j.line, j.row.get("meter", ""), j.row.get("start", ""), j.row.get("kwh", ""),
+                    j.row.get("register", ""), j.field, j.reason])  # fmt: skip
+    return buf.getvalue()
 
 
 def read_dispatches(path: Path | str) -> list[Dispatch]:

@@ -13,7 +13,7 @@ from flexd.config import TokenConfig
 from flexd.control.preferences import InputError
 from flexd.service import Service
 from flexd.storage import RatedRow, ReadingRow
-from rating.io import parse_instant, parse_reading
+from rating.io import ReadingLimits, parse_instant, parse_reading
 from rating.model import RatingInputError
 
 CSV_HEADER = "meter,start,settlement_date,settlement_period,register,kwh,band,unit_rate_p,cost_p"
@@ -23,8 +23,11 @@ def may_bill(token: TokenConfig) -> bool:
     return token.role in ("billing", "admin")
 
 
-def parse_batch(meter: str, body: Any) -> tuple[list[ReadingRow], list[dict[str, Any]]]:
-    """Every row validated with ``flexd rate``'s rules; returns (rows, problems)."""
+def parse_batch(
+    meter: str, body: Any, limits: ReadingLimits | None = None
+) -> tuple[list[ReadingRow], list[dict[str, Any]]]:
+    """Every row validated with ``flexd rate``'s rules and ``limits``; returns (rows,
+    problems), each problem naming the row (``readings[i].field``) and the reason."""
     if not isinstance(body, dict) or not isinstance(body.get("readings"), list):
         raise InputError("readings", 'body must be {"readings": [...]}')
     rows: list[ReadingRow] = []
@@ -46,7 +49,8 @@ def parse_batch(meter: str, body: Any) -> tuple[list[ReadingRow], list[dict[str,
         register = item.get("register")
         try:
             r = parse_reading(
-                meter, start, str(kwh), register if register is None else str(register)
+                meter, start, str(kwh), register if register is None else str(register),
+                limits=limits,
             )
         except RatingInputError as e:
             problems.append({"field": f"{field}.{e.field}", "reason": e.reason})
@@ -95,9 +99,9 @@ def routes(service_key: web.AppKey[Service]) -> list[web.RouteDef]:
         meter = _check(request)
         try:
             body = json.loads(await request.read())
-        except ValueError as e:
-            raise InputError("body", f"not valid JSON: {e}") from e
-        rows, problems = parse_batch(meter, body)
+        except (ValueError, RecursionError) as e:
+            raise InputError("body", "not valid JSON (or nested too deep)") from e
+        rows, problems = parse_batch(meter, body, request.app[service_key].reading_limits())
         if problems:
             doc = {
                 "error": "invalid",

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
+from core.clock import SystemClock
+from core.timegrid import half_hour_start
 from rating import (
     RatingInputError,
     load_tariff,
@@ -16,7 +20,7 @@ from rating import (
     write_rated_json,
 )
 from rating.csv_fast import rate_csv_text
-from rating.io import write_rated_csv_text
+from rating.io import DEFAULT_MAX_KWH, ReadingLimits, Reject, rejects_csv_text, write_rated_csv_text
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,13 +31,35 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--prices", type=Path, help="prices.json (Agile), Octopus REST shape")
     p.add_argument("--out", required=True, type=Path, help="output file")
     p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--max-kwh", type=Decimal, default=DEFAULT_MAX_KWH,
+                   help="refuse a reading above this many kWh per half-hour (default 30)")
+    # Off by default here (the API's window is 24 months): billing re-rates old files on purpose.
+    p.add_argument("--window-months", type=int, default=0,
+                   help="refuse readings older than this many months (default 0: no limit)")
+    p.add_argument("--rejects", type=Path,
+                   help="write refused readings here (with the reason) and rate the rest")
     p.set_defaults(run=run)
 
 
+def limits(max_kwh: Decimal, window_months: int, now: datetime) -> ReadingLimits:
+    """No reading after the current half-hour, none older than the window."""
+    current = half_hour_start(now)
+    before = None
+    if window_months > 0:
+        before = current - timedelta(days=round(window_months * 365.25 / 12))
+    return ReadingLimits(max_kwh=max_kwh, not_before=before, not_after=current)
+
+
 def run(args: argparse.Namespace) -> int:
+    if not args.max_kwh.is_finite() or args.max_kwh <= 0 or args.window_months < 0:
+        print("flexd rate: --max-kwh must be > 0 and --window-months >= 0", file=sys.stderr)
+        return 2
+    # The CLI is an edge: it reads the wall clock once, for "no reading in the future".
+    bounds = limits(args.max_kwh, args.window_months, SystemClock().now())
+    rejects: list[Reject] | None = [] if args.rejects else None
     try:
         tariff = load_tariff(args.tariff)
-        readings = read_readings(args.readings)
+        readings = read_readings(args.readings, bounds, rejects)
         dispatches = read_dispatches(args.dispatches) if args.dispatches else []
         prices = read_prices(args.prices) if args.prices else None
         if args.format == "json":
@@ -45,8 +71,11 @@ def run(args: argparse.Namespace) -> int:
             text = rate_csv_text(tariff, readings, dispatches, prices)
             write_rated_csv_text(text, args.out)
             rows = text.count("\n") - 1
+        if rejects is not None:
+            write_rated_csv_text(rejects_csv_text(rejects), args.rejects)
     except RatingInputError as exc:
         print(f"flexd rate: {exc}", file=sys.stderr)
         return 2
-    print(f"rated {rows} rows into {args.out}", file=sys.stderr)
+    refused = f"; {len(rejects)} refused into {args.rejects}" if rejects is not None else ""
+    print(f"rated {rows} rows into {args.out}{refused}", file=sys.stderr)
     return 0

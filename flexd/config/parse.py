@@ -197,6 +197,7 @@ def parse_config(
     known(doc, SECTIONS, "")
     daemon = table(doc, "daemon", "")
     known(daemon, ("database", "log_format", "cycle_seconds", "planner_threads",
+                   "max_kwh_per_half_hour", "readings_window_months",
                    *secret_keys(["database_password"])), "daemon.")  # fmt: skip
     db = database_target(get(daemon, "database", str, "daemon.", "flexd.sqlite"), base_dir)
 
@@ -212,6 +213,8 @@ def parse_config(
     all_dev = [d.id for s in sites for d in s.devices]
     if len(set(all_dev)) != len(all_dev):
         raise ConfigError("sites", "device ids must be unique across sites")
+    if get(daemon, "readings_window_months", int, "daemon.", 24) < 0:
+        raise ConfigError("daemon.readings_window_months", "must be >= 0 (0: no limit)")
     log_format = get(daemon, "log_format", str, "daemon.", "auto")
     if log_format not in ("auto", "json", "console"):
         raise ConfigError("daemon.log_format", "must be auto, json or console")
@@ -221,6 +224,8 @@ def parse_config(
         log_format=log_format,
         cycle_seconds=num(daemon, "cycle_seconds", "daemon.", 300.0, 1.0),
         planner_threads=int(num(daemon, "planner_threads", "daemon.", 0, 0)),
+        max_kwh_per_half_hour=num(daemon, "max_kwh_per_half_hour", "daemon.", 30.0, 0.001),
+        readings_window_months=int(get(daemon, "readings_window_months", int, "daemon.", 24)),
         api=_api(table(doc, "api", ""), env, rel),
         mqtt=_mqtt(table(doc, "mqtt", ""), env, rel),
         prices=_prices(table(doc, "prices", ""), rel),

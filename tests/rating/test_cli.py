@@ -75,10 +75,11 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, readings, 
 
 
 def test_missing_agile_price_exits_2(tmp_path):
-    (tmp_path / "readings.csv").write_text(READINGS_HEADER + "m,2030-01-15T10:00:00Z,1,import\n")
+    # (A half-hour the price file lacks: in the past, as every accepted reading now is.)
+    (tmp_path / "readings.csv").write_text(READINGS_HEADER + "m,2020-01-15T10:00:00Z,1,import\n")
     r = flexd("rate", "--tariff", "agile", "--readings", "readings.csv", "--prices",
               str(SAMPLES / "agile-prices.json"), "--out", "rated.csv", cwd=tmp_path)  # fmt: skip
-    assert r.returncode == 2 and "no Agile price for 2030-01-15T10:00:00+00:00" in r.stderr
+    assert r.returncode == 2 and "no Agile price for 2020-01-15T10:00:00+00:00" in r.stderr
     assert not (tmp_path / "rated.csv").exists()
 
 
