@@ -23,6 +23,7 @@ from rating.engine import (
     REGISTER_NAMES,
     _rate_decimal,
     build_input,
+    exact_line,
     rate_core,
     validate_dispatches,
     validate_readings,
@@ -101,6 +102,8 @@ def rate_csv_text(
         if rs is None:
             rs = rates[units] = str(_rate_decimal(units))
         kwh_s, cost_s = _fixed2(int(kwh[i])), _fixed2(int(cost[i]))
+        if inp.exact_rate and (fine := exact_line(inp, out, int(keep[i]))) is not None:
+            rs, cost_s = str(fine[0]), str(fine[1])
         w.writerow((meters[int(meter[i])], iso, ds, str(int(period[i])), names[r], kwh_s,
                     BANDS[int(band[i])], rs, cost_s))  # fmt: skip
     return buf.getvalue()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -46,6 +46,10 @@ class CoreInput:
     d_end: I64
     d_counts: B  # a SMART dispatch at home whose status the tariff counts
     agile_rate: I64 | None = None  # per reading, 1e-4 p (agile import only)
+    # Prices finer than 1e-4 p (the live API gives values such as 13.50195): reading index ->
+    # the exact price. The core rates them at the nearest 1e-4 p; the rated line then takes the
+    # exact price, and its cost is rounded from kWh x price once, there (exact_line).
+    exact_rate: dict[int, Decimal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,16 +257,20 @@ def build_input(
         count=len(ds),
     )
     agile = None
+    exact: dict[int, Decimal] = {}
     if tariff.kind == "agile" and prices is not None:
         vals = []
-        for r, t in zip(readings, start.tolist(), strict=True):
+        for i, (r, t) in enumerate(zip(readings, start.tolist(), strict=True)):
             if r.register != "import":
                 vals.append(0)
                 continue
             p = prices.by_start.get(t)
             if p is None:
                 raise RatingInputError(f"no Agile price for {r.start.isoformat()}", field="prices")
-            vals.append(to_rate_units(p))
+            units = (p * RATE_SCALE).to_integral_value(rounding=ROUND_HALF_EVEN)
+            if units != p * RATE_SCALE:
+                exact[i] = p
+            vals.append(int(units))
         agile = np.asarray(vals, dtype=np.int64)
     inp = CoreInput(
         meter=meter,
@@ -274,8 +282,19 @@ def build_input(
         d_end=np.fromiter((_end_s(d.end) for d in ds), dtype=np.int64, count=len(ds)),
         d_counts=d_counts,
         agile_rate=agile,
+        exact_rate=exact,
     )
     return inp, meters
+
+
+def exact_line(inp: CoreInput, out: CoreOutput, i: int) -> tuple[Decimal, Decimal] | None:
+    """(unit rate, cost) for reading ``i`` when its price is finer than the core's units: the
+    cost is kWh x the exact price, rounded half-even to 0.01 p once."""
+    p = inp.exact_rate.get(i)
+    if p is None:
+        return None
+    kwh = Decimal(int(out.billed_kwh_c[i])).scaleb(-2)
+    return p, (kwh * p).quantize(CENTS, rounding=ROUND_HALF_EVEN)
 
 
 def _start_s(t: datetime) -> int:
@@ -339,8 +358,9 @@ def assemble(tariff: Tariff, inp: CoreInput, out: CoreOutput, meters: list[str])
                 register=REGISTER_NAMES[int(inp.register[i])],
                 kwh=Decimal(int(out.billed_kwh_c[i])).scaleb(-2),
                 band=BANDS[int(out.band[i])],
-                unit_rate_p=_rate_decimal(int(out.rate[i])),
-                cost_p=Decimal(int(out.cost_c[i])).scaleb(-2),
+                unit_rate_p=fine[0] if (fine := exact_line(inp, out, i)) else _rate_decimal(
+                    int(out.rate[i])),
+                cost_p=fine[1] if fine else Decimal(int(out.cost_c[i])).scaleb(-2),
             ),
         ))  # fmt: skip
     standing = tariff.standing_charge_p

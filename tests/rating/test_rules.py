@@ -228,3 +228,21 @@ def test_standing_row_per_meter_per_local_day():
         ("m2", date(2026, 1, 15), local(2026, 1, 15, 0)),
     ]
     assert [s.meter for s in got] == sorted(s.meter for s in got)
+
+
+def test_agile_prices_finer_than_four_decimals_are_kept_exactly():
+    # The live API returns prices such as 13.50195 p: the rated line carries that price and
+    # rounds only its cost (kWh x price, half-even to 0.01 p), like the per-slot reference.
+    from rating.csv_fast import rate_csv_text
+    from rating.io import rated_csv_text
+
+    t = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
+    readings = [Reading(M, t, Decimal("1.37")), Reading(M, t + timedelta(minutes=30), Decimal("2"))]
+    prices = PriceBook.from_mapping({t: Decimal("13.50195"), t + timedelta(minutes=30): Decimal("-0.123456")})
+    got = [s for s in both(AGILE, readings, prices=prices) if s.register == "import"]
+    assert [(s.unit_rate_p, s.cost_p) for s in got] == [
+        (Decimal("13.50195"), Decimal("18.50")),  # 1.37 x 13.50195 = 18.4976715
+        (Decimal("-0.123456"), Decimal("-0.25")),  # 2 x -0.123456 = -0.246912
+    ]
+    assert rate_csv_text(AGILE, readings, (), prices) == rated_csv_text(rate(AGILE, readings, (), prices))
+    assert ",13.50195,18.50\n" in rate_csv_text(AGILE, readings, (), prices)
