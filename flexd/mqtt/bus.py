@@ -23,6 +23,8 @@ from typing import Any
 
 import aiomqtt
 import structlog
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from devices.retry import Backoff
 from flexd.config import MqttConfig
@@ -33,6 +35,8 @@ log = structlog.get_logger("flexd.mqtt.bus")
 
 RETAINED_KINDS = {"state", "plan", "dispatches"}
 SITE_KINDS = {"tariff"}  # retained, one per site: <prefix>/<site>/<kind>
+# How long the broker keeps the command session (and queues commands) while flexd is away.
+SESSION_EXPIRY_S = 3600
 
 
 def _dump(payload: Any) -> str:
@@ -106,16 +110,28 @@ class MqttBus:
         return ssl.create_default_context(cafile=str(ca) if ca is not None else None)
 
     def _client_for(self, site: str, suffix: str = "") -> aiomqtt.Client:
+        """The command client (no suffix) keeps a persistent MQTT v5 session under a stable
+        identifier: the broker holds its QoS 1 subscriptions and queues the commands published
+        while it is away (a restart, a reconnect), for up to SESSION_EXPIRY_S. Will-holders
+        need no session."""
         will = aiomqtt.Will(self.status_topic(site), "offline", qos=1, retain=True)
+        persistent = suffix == ""
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S if persistent else 0
+        ident = f"{self.config.prefix}-{site}" if persistent else (
+            f"{self.config.prefix}-{site}{suffix}-{random.getrandbits(32):08x}")
         return aiomqtt.Client(
             self.config.host,
             self.config.port,
-            identifier=f"flexd-{site}{suffix}-{random.getrandbits(32):08x}",
+            identifier=ident,
             username=self.config.username,
             password=self.config.password,
             will=will,
             tls_context=self._tls(),
             timeout=5,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=not persistent,
+            properties=props,
         )
 
     async def run(self) -> None:

@@ -35,6 +35,7 @@ async def bus(tmp_path, mosquitto):
     mcfg = MqttConfig(enabled=True, host=mosquitto.host, port=mosquitto.port)
     b = MqttBus(service, mcfg, backoff_s=0.05, backoff_cap_s=0.2)
     task = asyncio.create_task(b.run())
+    b.task_for_test = task  # type: ignore[attr-defined]  (a test may stop the bus itself)
     await asyncio.wait_for(b.connected.wait(), 10)
     yield b, service, mosquitto
     task.cancel()

@@ -1,11 +1,14 @@
 """The MQTT bus against a real private mosquitto: retained state, commands, broker restarts."""
 
 import asyncio
+import contextlib
 import json
 
+import aiomqtt
 import pytest
 
 from devices.base import ChargerState, ChargerStatus
+from flexd.mqtt.bus import MqttBus
 from tests.mqtt.helpers import NOW, STATE, first
 
 
@@ -62,3 +65,37 @@ async def test_broker_restart_bus_carries_on_and_republishes(bus):
     m = await first(broker, "flexd/home/devices/charger/dispatches")
     assert [d["type"] for d in json.loads(m.payload)] == ["BOOST"]
     assert (await first(broker, STATE)).retain
+
+
+async def test_commands_sent_while_the_daemon_is_away_are_applied_once(bus):
+    # 100 commands published (QoS 1) while the bus is disconnected, then it comes back: the
+    # broker kept its persistent session and queued them; each is applied exactly once, in order.
+    b, service, broker = bus
+    applied = []
+    real = service.set_preferences
+
+    async def counting(device_id, doc):
+        applied.append(doc["target_soc_pct"])
+        return await real(device_id, doc)
+
+    service.set_preferences = counting
+    b.task_for_test.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await b.task_for_test
+    async with aiomqtt.Client(broker.host, broker.port) as c:
+        for i in range(100):
+            await c.publish("flexd/home/devices/charger/preferences/set",
+                            json.dumps({"target_soc_pct": 20 + i * 0.5}), qos=1)  # fmt: skip
+    again = MqttBus(service, b.config, backoff_s=0.05, backoff_cap_s=0.2)
+    task = asyncio.create_task(again.run())
+    try:
+        async with asyncio.timeout(20):
+            while len(applied) < 100:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # nothing more arrives: no duplicates
+        assert applied == [20 + i * 0.5 for i in range(100)]
+        assert service.preferences("charger").target_soc_pct == 69.5
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
