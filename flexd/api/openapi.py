@@ -25,8 +25,11 @@ def _op(
     return doc
 
 
-def _q(name: str, desc: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "description": desc, "schema": {"type": "string"}}
+def _q(name: str, desc: str, fmt: str | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if fmt is not None:
+        schema["format"] = fmt
+    return {"name": name, "in": "query", "description": desc, "schema": schema}
 
 
 def document() -> dict[str, Any]:
@@ -56,6 +59,10 @@ def document() -> dict[str, Any]:
                 "get": {
                     **_op("database open, devices polled, prices known; 503 if not", "200"),
                     "security": [],
+                    "responses": {
+                        "200": {"description": "ready"},
+                        "503": {"description": "not ready yet (the body says what is missing)"},
+                    },
                 }
             },
             "/metrics": {"get": {**_op("Prometheus text", "200"), "security": []}},
@@ -86,8 +93,8 @@ def document() -> dict[str, Any]:
                     [
                         *_ID,
                         _q("status", "planned|completed"),
-                        _q("from", "ISO instant"),
-                        _q("to", "ISO instant"),
+                        _q("from", "ISO instant", "date-time"),
+                        _q("to", "ISO instant", "date-time"),
                     ],
                     errors=dev_err + " 422",
                 ),
@@ -106,8 +113,8 @@ def document() -> dict[str, Any]:
                     "200",
                     [
                         *_METER,
-                        _q("from", "ISO instant"),
-                        _q("to", "ISO instant"),
+                        _q("from", "ISO instant", "date-time"),
+                        _q("to", "ISO instant", "date-time"),
                         _q("version", "latest|all"),
                     ],
                     errors="401 403 404 422",
