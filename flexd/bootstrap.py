@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ssl
 import sys
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -89,7 +90,12 @@ async def run_daemon(
         daemon.install_signal_handlers()
         log.info("starting", sites=len(config.sites), simulate=simulate,
                  start=clock.now().isoformat(), database=storage.where)  # fmt: skip
-        await daemon.run()
+        try:
+            await daemon.run()
+        except (OSError, ssl.SSLError) as exc:  # the API's address or certificate
+            print(f"flexd: start-up failed: {type(exc).__name__}: {exc}".splitlines()[0],
+                  file=sys.stderr)  # fmt: skip
+            return 2
         if summary:
             from flexd.report.summary import print_summary
 

@@ -183,20 +183,17 @@ class Daemon:
 
     async def run(self, on_started: Callable[[Daemon], Awaitable[None]] | None = None) -> None:
         await self._restore()
-        await self.backends.start(self.sites)
         api_runner = None
-        if self.config.api.enabled:
-            try:
+        try:  # whatever fails from here on, the finally below closes what was opened
+            await self.backends.start(self.sites)
+            if self.config.api.enabled:
                 from flexd.api.app import start_api
-            except ImportError:
-                log.warning("api_unavailable", reason="flexd.api is not installed")
-            else:
+
                 api_runner = await start_api(self.service, self.config.api)
                 self.api_port = _runner_port(api_runner)
                 log.info("api_listening", host=self.config.api.host, port=self.api_port)
-        if on_started is not None:
-            await on_started(self)
-        try:
+            if on_started is not None:
+                await on_started(self)
             async with asyncio.TaskGroup() as tg:
                 background: list[asyncio.Task[Any]] = []
                 for site in self.sites.values():

@@ -113,12 +113,22 @@ def _api(api: Mapping[str, Any], env: Mapping[str, str], rel: Any) -> ApiConfig:
     )
     if (cfg.tls_cert is None) != (cfg.tls_key is None):
         raise ConfigError("api.tls_key", "tls_cert and tls_key go together")
+    if not 0 <= cfg.port <= 65535:
+        raise ConfigError("api.port", "must be within 0..65535")
+    if cfg.max_body_bytes < 1:
+        raise ConfigError("api.max_body_bytes", "must be >= 1")
+    for key in ("tls_cert", "tls_key"):
+        path = getattr(cfg, key)
+        if path is not None and not path.is_file():
+            raise ConfigError(f"api.{key}", f"{path}: no such file")
     return cfg
 
 
 def _mqtt(mqtt: Mapping[str, Any], env: Mapping[str, str], rel: Any) -> MqttConfig:
     known(mqtt, {"enabled", "host", "port", "tls", "tls_ca_file", "ha_discovery", "prefix",
                  *secret_keys(["username", "password"])}, "mqtt.")  # fmt: skip
+    if not 1 <= int(get(mqtt, "port", int, "mqtt.", 1883)) <= 65535:
+        raise ConfigError("mqtt.port", "must be within 1..65535")
     return MqttConfig(
         enabled=bool(get(mqtt, "enabled", bool, "mqtt.", False)),
         host=get(mqtt, "host", str, "mqtt.", "127.0.0.1"),
@@ -223,7 +233,7 @@ def parse_config(
         database_password=secret(daemon, "database_password", "daemon.", env),
         log_format=log_format,
         cycle_seconds=num(daemon, "cycle_seconds", "daemon.", 300.0, 1.0),
-        planner_threads=int(num(daemon, "planner_threads", "daemon.", 0, 0)),
+        planner_threads=_threads(daemon),
         max_kwh_per_half_hour=num(daemon, "max_kwh_per_half_hour", "daemon.", 30.0, 0.001),
         readings_window_months=int(get(daemon, "readings_window_months", int, "daemon.", 24)),
         api=_api(table(doc, "api", ""), env, rel),
@@ -248,3 +258,10 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
     except ConfigError as exc:  # name the file too: an operator may have several
         raise ConfigError(exc.path, exc.reason, file=str(path)) from None
     return replace(cfg, source=path)
+
+
+def _threads(daemon: Mapping[str, Any]) -> int:
+    value = get(daemon, "planner_threads", int, "daemon.", 0)
+    if not 0 <= value <= 256:
+        raise ConfigError("daemon.planner_threads", "must be within 0..256 (0: one per core)")
+    return int(value)

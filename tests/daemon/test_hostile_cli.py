@@ -33,6 +33,9 @@ def _config(tmp_path, old, new):
         ("cycle_seconds = 300", "cycle_seconds = nan", "daemon.cycle_seconds: must be a finite number"),
         ("cycle_seconds = 300", "cycle_second = 300", "daemon.cycle_second: unknown key"),
         ("poll_seconds = 30", "pol_seconds = 30", "sites[0].devices[0].pol_seconds: unknown key"),
+        ("port = 8080", "port = 99999", "api.port: must be within 0..65535"),
+        ('# tls_cert = "cert.pem"', 'tls_cert = "nope.pem"\ntls_key = "nope.pem"', "api.tls_cert: "),
+        ("# planner_threads = 0", "planner_threads = 100000\n#", "daemon.planner_threads: must be"),
     ],
 )  # fmt: skip
 def test_bad_config_exits_2_naming_the_key(tmp_path, old, new, expect):
@@ -40,6 +43,19 @@ def test_bad_config_exits_2_naming_the_key(tmp_path, old, new, expect):
     code, err = flexd("run", "--config", cfg, "--simulate", "--hours", "0.01", cwd=tmp_path)
     assert code == 2 and len(err) == 1, err
     assert err[0].startswith(f"flexd run: {cfg}: ") and expect in err[0]
+
+
+def test_an_api_port_in_use_exits_2_and_does_not_hang(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = _config(tmp_path, "port = 8080", f"port = {port}")
+        code, err = flexd("run", "--config", cfg, "--simulate", "--hours", "0.01", cwd=tmp_path)
+    assert code == 2 and len([e for e in err if not e.startswith("{")]) == 1
+    assert "start-up failed: OSError" in err[-1] and "address already in use" in err[-1]
 
 
 def test_a_file_that_is_not_a_database_is_refused_by_name(tmp_path):
