@@ -113,6 +113,8 @@ class PriceConfig:
     poll_minutes: float = 30.0
     publish_local: str = "16:00"  # simulator: when next-day prices appear
     late_minutes: float = 0.0  # simulator: publish this much later (tests of late prices)
+    # Where the feed prices each method separately: DIRECT_DEBIT | NON_DIRECT_DEBIT.
+    payment_method: str = "DIRECT_DEBIT"
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,7 +145,10 @@ def _mqtt(mqtt: Mapping[str, Any], env: Mapping[str, str], rel: Any) -> MqttConf
 def _prices(prices: Mapping[str, Any], rel: Any) -> PriceConfig:
     known(prices, ("source", "base_url", "product", "import_tariff", "export_tariff",
                    "import_file", "export_file", "poll_minutes", "publish_local",
-                   "late_minutes"), "prices.")  # fmt: skip
+                   "late_minutes", "payment_method"), "prices.")  # fmt: skip
+    method = get(prices, "payment_method", str, "prices.", "DIRECT_DEBIT")
+    if method not in ("DIRECT_DEBIT", "NON_DIRECT_DEBIT"):
+        raise ConfigError("prices.payment_method", "must be DIRECT_DEBIT or NON_DIRECT_DEBIT")
     source = get(prices, "source", str, "prices.", "simulator")
     if source not in ("url", "file", "simulator"):
         raise ConfigError("prices.source", "must be url, file or simulator")
@@ -166,6 +169,7 @@ def _prices(prices: Mapping[str, Any], rel: Any) -> PriceConfig:
         poll_minutes=num(prices, "poll_minutes", "prices.", 30.0, 0.1),
         publish_local=publish,
         late_minutes=num(prices, "late_minutes", "prices.", 0.0),
+        payment_method=method,
     )
 
 

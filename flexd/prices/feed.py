@@ -29,10 +29,13 @@ class PriceFeedError(Exception):
     """The feed answered with something unusable, or could not be reached after retries."""
 
 
-def parse_unit_rates(doc: Any) -> list[UnitRate]:
+def parse_unit_rates(
+    doc: Any, window: tuple[datetime, datetime] | None = None,
+    payment_method: str | None = octopus.DIRECT_DEBIT,
+) -> list[UnitRate]:  # fmt: skip
     """:func:`rating.octopus.parse_unit_rates`, its refusal as a feed error."""
     try:
-        return octopus.parse_unit_rates(doc)
+        return octopus.parse_unit_rates(doc, window=window, payment_method=payment_method)
     except RatingInputError as exc:
         raise PriceFeedError(str(exc)) from None
 
@@ -70,6 +73,7 @@ async def fetch_unit_rates(
     attempts: int = BACKOFF.attempts,
     sleep: Callable[[float], Any] = asyncio.sleep,
     timeout_s: float = 10.0,
+    payment_method: str | None = octopus.DIRECT_DEBIT,
 ) -> list[UnitRate]:
     """Fetch every page between the two instants, with jittered retries per page."""
     url: str | None = unit_rates_url(base_url, product, tariff)
@@ -85,7 +89,7 @@ async def fetch_unit_rates(
         if pages > 100:
             raise PriceFeedError("more than 100 pages: refusing to follow `next` further")
         doc = await _get_json(session, url, params, attempts, sleep, timeout_s)
-        out.extend(parse_unit_rates(doc))
+        out.extend(parse_unit_rates(doc, (period_from, period_to), payment_method))
         nxt = doc.get("next")
         url = nxt if isinstance(nxt, str) and nxt else None
         params = None  # `next` carries the query
@@ -155,8 +159,9 @@ class PriceFeed:
                 if tariff is None:
                     continue
                 rates = await fetch_unit_rates(
-                    session, self.base_url, cfg.product, tariff, start, end, sleep=self.clock.sleep
-                )
+                    session, self.base_url, cfg.product, tariff, start, end,
+                    sleep=self.clock.sleep, payment_method=cfg.payment_method,
+                )  # fmt: skip
                 new += self.book.add(direction, rates)
         return new
 

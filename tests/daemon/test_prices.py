@@ -1,5 +1,6 @@
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -115,3 +116,34 @@ def test_book_series_uses_fallback_for_gaps():
     )
     imp, exp, missing = book.series(T0, 2, lambda t: (Decimal(25), Decimal(15)))
     assert imp == [Decimal(10), Decimal(25)] and exp == [Decimal(15), Decimal(15)] and missing == 1
+
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "markallanson_octopus-energy"
+
+
+@pytest.mark.skipif(not (SHARED / "get_tariff_response.json").exists(), reason="../shared is absent")
+def test_a_real_fixed_tariff_with_an_open_current_rate_parses_within_the_window():
+    # A real Octopus answer for a fixed product: the current rate has valid_to null. It used to
+    # fail the whole fetch; within a window it runs to the window's end.
+    import json
+
+    doc = json.loads((SHARED / "get_tariff_response.json").read_text())
+    window = (datetime(2021, 3, 1, 0, 0, tzinfo=UTC), datetime(2021, 3, 2, 0, 0, tzinfo=UTC))
+    slots = parse_unit_rates(doc, window)
+    assert len(slots) == 48 and {s.value_p for s in slots} == {Decimal("21.672")}
+    assert slots[0].start == window[0] and slots[-1].end == window[1]
+    with pytest.raises(PriceFeedError, match="valid_to"):
+        parse_unit_rates(doc)  # no window: nobody can say how far an open rate runs
+
+
+def test_prices_per_payment_method_are_told_apart_whatever_the_page_order():
+    rows = [
+        {"value_inc_vat": 24.0, "valid_from": "2026-06-10T09:00:00Z", "valid_to": "2026-06-10T09:30:00Z",
+         "payment_method": "NON_DIRECT_DEBIT"},
+        {"value_inc_vat": 22.8, "valid_from": "2026-06-10T09:00:00Z", "valid_to": "2026-06-10T09:30:00Z",
+         "payment_method": "DIRECT_DEBIT"},
+    ]  # fmt: skip
+    for order in (rows, rows[::-1]):
+        assert [s.value_p for s in parse_unit_rates({"results": order})] == [Decimal("22.8")]
+        got = parse_unit_rates({"results": order}, payment_method="NON_DIRECT_DEBIT")
+        assert [s.value_p for s in got] == [Decimal("24.0")]
