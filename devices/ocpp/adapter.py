@@ -20,7 +20,7 @@ from devices.base import (
     SocSource,
     StopCharging,
 )
-from devices.errors import DeviceUnavailable
+from devices.errors import DeviceUnavailable, NotSupported
 from devices.ocpp import profiles as P
 from devices.ocpp.csms import CentralSystem
 from devices.retry import with_timeout
@@ -104,9 +104,16 @@ class OcppChargerAdapter:
         )
         if not accepted:
             return CommandResult(command, False, "charger rejected the charging profile")
-        got = await with_timeout(
-            self.csms.composite_limit(self.cp_id, self.unit), self.timeout_s, "composite schedule"
-        )
+        try:
+            got = await with_timeout(
+                self.csms.composite_limit(self.cp_id, self.unit), self.timeout_s,
+                "composite schedule",
+            )  # fmt: skip
+        except NotSupported:
+            # OCPP 1.6 makes GetCompositeSchedule optional (Smart Charging profile): without a
+            # read-back, the accepted profile is all there is to go on.
+            return CommandResult(command, True, "accepted; no read-back (GetCompositeSchedule "
+                                 "not supported)")  # fmt: skip
         if got is None or abs(got - expected) > 0.5:
             return CommandResult(
                 command, False, f"charger applies limit {got}, expected {expected}"

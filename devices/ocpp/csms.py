@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from ocpp import exceptions as ocpp_errors
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import (
@@ -28,6 +29,7 @@ from websockets.asyncio.server import ServerConnection, basic_auth, serve
 from websockets.typing import Subprotocol
 
 from core.clock import Clock
+from devices.errors import BadPayload, DeviceUnavailable, NotSupported
 
 log = structlog.get_logger("flexd.ocpp")
 HEARTBEAT_S = 300
@@ -223,9 +225,27 @@ class CentralSystem:
         with contextlib.suppress(Exception):
             await cp.call(call.SetChargingProfile(connector_id=1, cs_charging_profiles=profile))
 
+    async def _call(self, cp: CsmsChargePoint, payload: Any) -> Any:
+        """One CALL; a CALLERROR becomes the device error tree (the ocpp library's default is
+        to return None, and reading ``.status`` on that failed every later control cycle)."""
+        action = type(payload).__name__
+        try:
+            res = await cp.call(payload, suppress=False)
+        except (ocpp_errors.NotSupportedError, ocpp_errors.NotImplementedError) as exc:
+            raise NotSupported(f"{action}: the charger does not support it ({exc})") from None
+        except ocpp_errors.OCPPError as exc:
+            raise BadPayload(f"{action}: the charger answered CALLERROR ({exc})") from None
+        except TimeoutError:
+            raise DeviceUnavailable(f"{action}: no answer from the charger") from None
+        if res is None:
+            raise BadPayload(f"{action}: no result")
+        return res
+
     async def set_profile(self, cp_id: str, profile: dict[str, Any]) -> bool:
         cp = self._live(cp_id)
-        res = await cp.call(call.SetChargingProfile(connector_id=1, cs_charging_profiles=profile))
+        res = await self._call(
+            cp, call.SetChargingProfile(connector_id=1, cs_charging_profiles=profile)
+        )
         accepted: bool = res.status == ChargingProfileStatus.accepted
         if accepted:
             rec = self.records[cp_id]
@@ -235,8 +255,8 @@ class CentralSystem:
 
     async def composite_limit(self, cp_id: str, unit: str) -> float | None:
         cp = self._live(cp_id)
-        res = await cp.call(call.GetCompositeSchedule(connector_id=1, duration=60,
-                                                      charging_rate_unit=unit))  # fmt: skip
+        res = await self._call(cp, call.GetCompositeSchedule(connector_id=1, duration=60,
+                                                             charging_rate_unit=unit))  # fmt: skip
         if res.status != "Accepted" or not res.charging_schedule:
             return None
         periods = res.charging_schedule.get("charging_schedule_period", [])
@@ -244,7 +264,7 @@ class CentralSystem:
 
     async def remote_start(self, cp_id: str) -> bool:
         cp = self._live(cp_id)
-        res = await cp.call(call.RemoteStartTransaction(id_tag="flexd", connector_id=1))
+        res = await self._call(cp, call.RemoteStartTransaction(id_tag="flexd", connector_id=1))
         return bool(res.status == "Accepted")
 
     async def remote_stop(self, cp_id: str) -> bool:
@@ -252,18 +272,16 @@ class CentralSystem:
         if rec is None or rec.transaction_id is None:
             return False
         cp = self._live(cp_id)
-        res = await cp.call(call.RemoteStopTransaction(transaction_id=rec.transaction_id))
+        res = await self._call(cp, call.RemoteStopTransaction(transaction_id=rec.transaction_id))
         return bool(res.status == "Accepted")
 
     async def clear_profiles(self, cp_id: str) -> bool:
         cp = self._live(cp_id)
-        res = await cp.call(call.ClearChargingProfile(connector_id=1))
+        res = await self._call(cp, call.ClearChargingProfile(connector_id=1))
         self.records[cp_id].active_profile = None
         return bool(res.status == "Accepted")
 
     def _live(self, cp_id: str) -> CsmsChargePoint:
-        from devices.errors import DeviceUnavailable
-
         rec = self.records.get(cp_id)
         if rec is None or rec.connection is None:
             raise DeviceUnavailable(f"charger {cp_id} is not connected")

@@ -1,0 +1,95 @@
+"""An independent charge point that answers CALLERROR, written as raw OCPP-J frames from the
+OCPP 1.6J specification (section 4: [2, id, action, payload] CALL, [3, id, payload] CALLRESULT,
+[4, id, code, description, details] CALLERROR), not with the ocpp library flexd uses."""
+
+import asyncio
+import contextlib
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import websockets
+
+from core.clock import ManualClock
+from devices.base import ChargePeriod, ChargeProfile
+from devices.errors import NotSupported
+from devices.ocpp.adapter import OcppChargerAdapter
+from devices.ocpp.csms import CentralSystem
+
+T0 = datetime(2026, 1, 15, 18, 0, tzinfo=UTC)
+
+
+async def raw_charge_point(url, answers, ready):
+    """Boot, report a plugged-in connector and a meter value, then answer each CALL from
+    ``answers`` (action -> frame maker) until cancelled."""
+    async with websockets.connect(url, subprotocols=["ocpp1.6"]) as ws:
+        async def call(action, payload):
+            await ws.send(json.dumps([2, action.lower(), action, payload]))
+
+        await call("BootNotification", {"chargePointVendor": "RawCo", "chargePointModel": "R1"})
+        await call("StatusNotification", {"connectorId": 1, "errorCode": "NoError",
+                                          "status": "Preparing"})  # fmt: skip
+        await call("MeterValues", {"connectorId": 1, "meterValue": [{
+            "timestamp": T0.isoformat().replace("+00:00", "Z"),
+            "sampledValue": [{"value": "1000", "measurand": "Energy.Active.Import.Register",
+                              "unit": "Wh"}]}]})  # fmt: skip
+        while True:
+            msg = json.loads(await ws.recv())
+            if msg[0] == 2:  # a CALL from the central system
+                _, uid, action, _payload = msg
+                await ws.send(json.dumps(answers[action](uid)))
+            elif msg[0] == 3 and msg[1] == "metervalues":
+                ready.set()
+
+
+def accepted(uid):
+    return [3, uid, {"status": "Accepted"}]
+
+
+def not_supported(uid):
+    return [4, uid, "NotSupported", "smart charging is not implemented", {}]
+
+
+@pytest.fixture
+async def csms():
+    c = CentralSystem(ManualClock(T0))
+    await c.start()
+    yield c
+    await c.stop()
+
+
+async def _run(csms, answers):
+    ready = asyncio.Event()
+    task = asyncio.create_task(raw_charge_point(f"ws://127.0.0.1:{csms.port}/RAW1", answers, ready))
+    await asyncio.wait_for(ready.wait(), 5)
+    return task
+
+
+def _profile():
+    return ChargeProfile((ChargePeriod(T0, T0 + timedelta(hours=1), 7000.0),))
+
+
+async def test_callerror_to_set_charging_profile_is_not_supported_not_a_crash(csms):
+    task = await _run(csms, {"SetChargingProfile": not_supported})
+    try:
+        adapter = OcppChargerAdapter(csms, "RAW1", csms.clock, timeout_s=3)
+        with pytest.raises(NotSupported, match="SetChargingProfile"):
+            await adapter.apply(_profile())
+        assert (await adapter.read_state()).plugged_in  # the link is still good
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
+            await task
+
+
+async def test_no_composite_schedule_means_no_read_back_not_a_failure(csms):
+    task = await _run(csms, {"SetChargingProfile": accepted,
+                             "GetCompositeSchedule": not_supported})  # fmt: skip
+    try:
+        adapter = OcppChargerAdapter(csms, "RAW1", csms.clock, timeout_s=3)
+        result = await adapter.apply(_profile())
+        assert result.honoured and "no read-back" in result.detail
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
+            await task
