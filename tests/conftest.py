@@ -118,3 +118,16 @@ def mosquitto_tls(tmp_path: Path) -> Iterator[Broker]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database(request, tmp_path):
+    """Where a store lives, once per backend: a SQLite file, or a fresh PostgreSQL database
+    (tests.pg: skipped without a server unless FLEXD_REQUIRE_POSTGRES=1)."""
+    if request.param == "sqlite":
+        yield tmp_path / "flexd.sqlite"
+        return
+    from tests.pg import pg_database
+
+    async with pg_database() as url:
+        yield url

@@ -13,14 +13,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from core.clock import ScaledClock
 from flexd.config import hash_token, parse_config
 from flexd.daemon import Daemon
 from flexd.simulation import simulated_backends
 from flexd.storage import Storage
-from tests.pg import pg_database
 
 SPEED = 4000.0
 BILL = "bill-secret"
@@ -41,15 +39,6 @@ def _doc(database, start, hours, port=0):
         "simulation": {"start": start.isoformat(), "speed": SPEED, "hours": hours},
         "sites": [site("north", "M1"), site("south", "M2")],
     }  # fmt: skip
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database(request, tmp_path):
-    if request.param == "sqlite":
-        yield tmp_path / "flexd.sqlite"
-        return
-    async with pg_database() as url:
-        yield url
 
 
 async def test_two_sites_and_twenty_billing_clients_at_once_lose_nothing(tmp_path, database):

@@ -1,17 +1,12 @@
 import pytest
 
 from flexd.storage import Storage
-from tests.pg import pg_database
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def target(request, tmp_path):
-    """Where a store lives: a SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield tmp_path / "store.sqlite"
-        return
-    async with pg_database() as url:
-        yield url
+@pytest.fixture
+def target(database):
+    """Where a store lives (tests/conftest.py's ``database``, once per backend)."""
+    return database
 
 
 @pytest.fixture
