@@ -150,8 +150,9 @@ class PowerwallSimulator:
         return self._json({"response": {
             "id": self.site_id, "default_real_mode": s.mode,
             "backup_reserve_percent": s.backup_reserve_pct,
-            "customer_preferred_export_rule": s.export_rule,
+            # As the Fleet API documents site_info: both grid settings under components.
             "components": {"battery": True, "solar": True,
+                           "customer_preferred_export_rule": s.export_rule,
                            "disallow_charge_from_grid_with_solar_installed": not s.grid_charging},
         }})  # fmt: skip
 

@@ -48,6 +48,7 @@ class PowerwallAdapter:
         self.reserve_pct = 20.0  # the owner's reserve, restored by SELF_USE
         self._hold_reserve: float | None = None
         self._soc_pct = 50.0
+        self._export_rule = "pv_only"  # the owner's, as last read: kept by every mode
 
     def __repr__(self) -> str:  # never the password or tokens
         return f"PowerwallAdapter({self.gateway!r})"
@@ -94,6 +95,7 @@ class PowerwallAdapter:
             raise BadPayload("powerwall operation: backup_reserve_percent missing")
         settings = P.parse_site_info(await self._fleet("GET", "site_info"))
         self._soc_pct = soc
+        self._export_rule = settings.export_rule
         return InverterState(
             measured_at=self.clock.now(),
             battery_soc_pct=soc,
@@ -122,7 +124,8 @@ class PowerwallAdapter:
             want_reserve = float(round(command.reserve_pct))
             want = None
         elif isinstance(command, SetBatteryMode):
-            want = P.settings_for(command.mode, self._soc_pct, self.reserve_pct)
+            want = P.settings_for(command.mode, self._soc_pct, self.reserve_pct,
+                                  self._export_rule)  # fmt: skip
             holding = command.mode == BatteryMode.HOLD
             self._hold_reserve = want.backup_reserve_pct if holding else None
             calls = P.settings_calls(want)

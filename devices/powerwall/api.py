@@ -115,11 +115,17 @@ def parse_site_info(doc: object) -> SiteSettings:
     mode = r.get("default_real_mode")
     if mode not in MODES:
         raise BadPayload(f"powerwall site_info: default_real_mode {mode!r} is unknown")
-    rule = r.get("customer_preferred_export_rule", "pv_only")
+    comp = r.get("components", {})
+    if not isinstance(comp, Mapping):
+        raise BadPayload("powerwall site_info: components is not an object")
+    # The Fleet API puts both grid settings under response.components (its site_info example);
+    # a top-level export rule is read only where components lacks one.
+    rule = comp.get("customer_preferred_export_rule",
+                    r.get("customer_preferred_export_rule", "pv_only"))  # fmt: skip
     if rule not in EXPORT_RULES:
         raise BadPayload(f"powerwall site_info: export rule {rule!r} is unknown")
-    comp = r.get("components", {})
-    disallow = comp.get("disallow_charge_from_grid_with_solar_installed", True)
+    # Absent means the site never restricted it: charging from the grid is allowed.
+    disallow = comp.get("disallow_charge_from_grid_with_solar_installed", False)
     return SiteSettings(
         mode=str(mode),
         backup_reserve_pct=_num(r, "backup_reserve_percent", "site_info"),
@@ -163,15 +169,18 @@ def settings_calls(want: SiteSettings) -> list[Call]:
 
 
 def settings_for(
-    mode: BatteryMode, soc_pct: float, reserve_pct: float
+    mode: BatteryMode, soc_pct: float, reserve_pct: float, export_rule: str = "pv_only"
 ) -> SiteSettings:
-    """The site settings that make the Powerwall do ``mode`` (reserve_pct: the owner's)."""
+    """The site settings that make the Powerwall do ``mode`` (reserve_pct: the owner's). The
+    owner's export rule is kept as it is: on IO Flux ``battery_ok`` is what lets the battery
+    export in the peak, and no mode here needs another."""
+    rule = export_rule
     if mode == BatteryMode.FORCE_CHARGE:
-        return SiteSettings("self_consumption", 100.0, True, "pv_only")
+        return SiteSettings("self_consumption", 100.0, True, rule)
     if mode == BatteryMode.HOLD:
-        return SiteSettings("self_consumption", float(round(soc_pct)), False, "pv_only")
+        return SiteSettings("self_consumption", float(round(soc_pct)), False, rule)
     if mode == BatteryMode.ECO:
-        return SiteSettings("autonomous", reserve_pct, False, "pv_only")
+        return SiteSettings("autonomous", reserve_pct, False, rule)
     if mode == BatteryMode.SELF_USE:
-        return SiteSettings("self_consumption", reserve_pct, False, "pv_only")
+        return SiteSettings("self_consumption", reserve_pct, False, rule)
     raise NotSupported("powerwall cannot export at a set power (only a TOU tariff makes it export)")

@@ -116,3 +116,27 @@ async def test_local_control_is_forbidden_by_the_gateway():
             await adapter.apply(SetBatteryMode(BatteryMode.FORCE_DISCHARGE, 3000))
     finally:
         await pair.close()
+
+
+def documented_info(**components):
+    # The Fleet API's site_info, as Tesla's documentation shows it: the grid settings sit under
+    # response.components, not at the top of response.
+    comp = {"battery": True, "solar": True, "customer_preferred_export_rule": "battery_ok",
+            "disallow_charge_from_grid_with_solar_installed": True}  # fmt: skip
+    comp.update(components)
+    return {"response": {"default_real_mode": "self_consumption", "backup_reserve_percent": 20,
+                         "components": {k: v for k, v in comp.items() if v is not None}}}  # fmt: skip
+
+
+def test_export_rule_and_grid_charging_are_read_where_the_fleet_api_puts_them():
+    assert P.parse_site_info(documented_info()).export_rule == "battery_ok"
+    # A failed write is now visible: the read-back sees the rule the site really has.
+    assert P.parse_site_info(documented_info(customer_preferred_export_rule="never")).export_rule == "never"
+    # A missing disallow flag means the site never restricted grid charging: allowed.
+    missing = P.parse_site_info(documented_info(disallow_charge_from_grid_with_solar_installed=None))
+    assert missing.grid_charging is True
+
+
+def test_every_mode_keeps_the_owners_export_rule():
+    for mode in (BatteryMode.FORCE_CHARGE, BatteryMode.HOLD, BatteryMode.ECO, BatteryMode.SELF_USE):
+        assert P.settings_for(mode, 50, 20, "battery_ok").export_rule == "battery_ok"
