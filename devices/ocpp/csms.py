@@ -14,6 +14,7 @@ import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote
 
 import structlog
 from ocpp import exceptions as ocpp_errors
@@ -189,13 +190,18 @@ class CentralSystem:
             self._server = None
 
     async def _handle(self, ws: ServerConnection) -> None:
-        path = (ws.request.path if ws.request else "/").strip("/")
-        cp_id = path.split("/")[-1]
+        path = (ws.request.path if ws.request else "/").split("?", 1)[0].strip("/")
+        cp_id = unquote(path.split("/")[-1])  # ids may be URL-encoded ("CP%201")
         if not cp_id or ws.subprotocol != "ocpp1.6":
             await ws.close(code=1002, reason="need /<charger id> and subprotocol ocpp1.6")
             return
         if self.passwords and cp_id not in self.passwords:
             await ws.close(code=1008, reason="unknown charger")
+            return
+        # OCPP 1.6 security profile 1: the basic-auth user is the charge point's own id, so one
+        # charger's password never opens another's connection.
+        if self.passwords and getattr(ws, "username", None) != cp_id:
+            await ws.close(code=1008, reason="credentials are not this charger's")
             return
         rec = self.record(cp_id)
         if rec.connected:

@@ -93,3 +93,48 @@ async def test_no_composite_schedule_means_no_read_back_not_a_failure(csms):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
             await task
+
+
+async def _handshake(port, path, user, password):
+    """A raw connection with basic auth; returns the close code, or None if it stayed open."""
+    import base64
+
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    try:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/{path}", subprotocols=["ocpp1.6"],
+                                      additional_headers={"Authorization": f"Basic {auth}"}) as ws:  # fmt: skip
+            await ws.send(json.dumps([2, "b", "BootNotification",
+                                      {"chargePointVendor": "RawCo", "chargePointModel": "R1"}]))  # fmt: skip
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 3))
+            return None if reply[0] == 3 else reply
+    except websockets.ConnectionClosed as exc:
+        return exc.rcvd.code if exc.rcvd else -1
+    except websockets.InvalidStatus as exc:
+        return exc.response.status_code
+
+
+async def test_basic_auth_is_bound_to_the_charger_id():
+    # OCPP 1.6 security profile 1: the username is the charge point's identity. Charger A's
+    # own password must not open charger B's connection.
+    c = CentralSystem(ManualClock(T0), passwords={"CP-A": "secret-a", "CP-B": "secret-b"})
+    port = await c.start()
+    try:
+        assert await _handshake(port, "CP-B", "CP-A", "secret-a") == 1008
+        assert "CP-B" not in c.records or not c.records["CP-B"].connected
+        assert await _handshake(port, "CP-A", "CP-A", "secret-a") is None
+        assert await _handshake(port, "CP-A", "CP-A", "wrong") == 401
+    finally:
+        await c.stop()
+
+
+async def test_a_url_encoded_charger_id_is_decoded(csms):
+    ready = asyncio.Event()
+    task = asyncio.create_task(raw_charge_point(f"ws://127.0.0.1:{csms.port}/CP%201",
+                                                {}, ready))  # fmt: skip
+    try:
+        await asyncio.wait_for(ready.wait(), 5)
+        assert "CP 1" in csms.records and "CP%201" not in csms.records
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
+            await task
