@@ -58,16 +58,44 @@ class ChargePointRecord:
     events: list[str] = field(default_factory=list)
 
 
-def _sampled(meter_value: list[Any]) -> dict[str, tuple[float, str | None]]:
-    """Latest sampled values by measurand from a MeterValues payload (snake_case keys)."""
+# OCPP 1.6 SampledValue.phase: a value with no phase is the total; L1/L2/L3 (or L1-N...) are
+# per-line parts, summed when the charger sends no total (an 11 kW three-phase session reports
+# about 3.7 kW a line). N, L1-L2 and the like are never added to a power or an energy.
+LINE_PHASES = frozenset({"L1", "L2", "L3", "L1-N", "L2-N", "L3-N"})
+
+
+def _when(mv: Any) -> datetime | None:
+    try:
+        t = datetime.fromisoformat(str(mv.get("timestamp", "")).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo is not None else None
+
+
+def sampled_values(meter_value: list[Any]) -> dict[str, tuple[float, str | None]]:
+    """The newest value of each measurand in a MeterValues payload (snake_case keys): entries
+    are taken in timestamp order, not message order (a charger may flush buffered, older
+    readings after a newer one), and per-line values are summed where there is no total."""
     out: dict[str, tuple[float, str | None]] = {}
-    for mv in meter_value:
+    timed = [(t, i, mv) for i, mv in enumerate(meter_value) if (t := _when(mv)) is not None]
+    untimed = [mv for mv in meter_value if _when(mv) is None]
+    for mv in [*untimed, *(mv for _t, _i, mv in sorted(timed, key=lambda x: (x[0], x[1])))]:
+        totals: dict[str, tuple[float, str | None]] = {}
+        lines: dict[str, tuple[float, str | None]] = {}
         for sv in mv.get("sampled_value", []):
             measurand = sv.get("measurand", "Energy.Active.Import.Register")
             try:
-                out[measurand] = (float(sv["value"]), sv.get("unit"))
-            except (KeyError, ValueError):
+                value = float(sv["value"])
+            except (KeyError, ValueError, TypeError):
                 continue
+            phase = sv.get("phase")
+            if phase is None:
+                totals[measurand] = (value, sv.get("unit"))
+            elif phase in LINE_PHASES:
+                prev = lines.get(measurand, (0.0, sv.get("unit")))
+                lines[measurand] = (prev[0] + value, prev[1])
+        out.update(lines)
+        out.update(totals)  # a total, where given, is the charger's own word
     return out
 
 
@@ -134,7 +162,7 @@ class CsmsChargePoint(ChargePoint):
     @on(Action.meter_values)
     async def on_meter_values(self, connector_id: int, meter_value: list[Any], **kw: Any) -> Any:
         now = self._seen()
-        values = _sampled(meter_value)
+        values = sampled_values(meter_value)
         if "Power.Active.Import" in values:
             v, unit = values["Power.Active.Import"]
             self.record.power_w = v * 1000 if unit == "kW" else v

@@ -19,7 +19,13 @@ from devices.ocpp.csms import CentralSystem
 T0 = datetime(2026, 1, 15, 18, 0, tzinfo=UTC)
 
 
-async def raw_charge_point(url, answers, ready):
+def energy(wh):
+    return [{"timestamp": T0.isoformat().replace("+00:00", "Z"),
+             "sampledValue": [{"value": str(wh), "measurand": "Energy.Active.Import.Register",
+                               "unit": "Wh"}]}]  # fmt: skip
+
+
+async def raw_charge_point(url, answers, ready, meter=None, status="Preparing"):
     """Boot, report a plugged-in connector and a meter value, then answer each CALL from
     ``answers`` (action -> frame maker) until cancelled."""
     async with websockets.connect(url, subprotocols=["ocpp1.6"]) as ws:
@@ -28,11 +34,8 @@ async def raw_charge_point(url, answers, ready):
 
         await call("BootNotification", {"chargePointVendor": "RawCo", "chargePointModel": "R1"})
         await call("StatusNotification", {"connectorId": 1, "errorCode": "NoError",
-                                          "status": "Preparing"})  # fmt: skip
-        await call("MeterValues", {"connectorId": 1, "meterValue": [{
-            "timestamp": T0.isoformat().replace("+00:00", "Z"),
-            "sampledValue": [{"value": "1000", "measurand": "Energy.Active.Import.Register",
-                              "unit": "Wh"}]}]})  # fmt: skip
+                                          "status": status})  # fmt: skip
+        await call("MeterValues", {"connectorId": 1, "meterValue": meter or energy(1000)})
         while True:
             msg = json.loads(await ws.recv())
             if msg[0] == 2:  # a CALL from the central system
@@ -138,3 +141,47 @@ async def test_a_url_encoded_charger_id_is_decoded(csms):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
             await task
+
+
+def _at(minute, *values):
+    t = (T0 + timedelta(minutes=minute)).isoformat().replace("+00:00", "Z")
+    return {"timestamp": t, "sampledValue": list(values)}
+
+
+def _sv(value, measurand, unit, phase=None):
+    out = {"value": str(value), "measurand": measurand, "unit": unit}
+    return out | ({"phase": phase} if phase else {})
+
+
+async def test_three_phase_power_without_a_total_is_summed_and_the_newest_sample_wins(csms):
+    # An 11 kW three-phase session reported per line (OCPP 1.6 SampledValue.phase L1/L2/L3, no
+    # total), with an older buffered sample flushed after the newest one.
+    meter = [
+        _at(5, _sv(3667, "Power.Active.Import", "W", "L1"), _sv(3667, "Power.Active.Import", "W", "L2"),
+            _sv(3666, "Power.Active.Import", "W", "L3"), _sv(12.5, "Energy.Active.Import.Register", "kWh")),
+        _at(1, _sv(0, "Power.Active.Import", "W", "L1"), _sv(11.8, "Energy.Active.Import.Register", "kWh")),
+    ]  # fmt: skip
+    ready = asyncio.Event()
+    task = asyncio.create_task(raw_charge_point(f"ws://127.0.0.1:{csms.port}/RAW3", {}, ready, meter,
+                                                "Charging"))
+    try:
+        await asyncio.wait_for(ready.wait(), 5)
+        state = await OcppChargerAdapter(csms, "RAW3", csms.clock, timeout_s=3).read_state()
+        assert state.charging_w == 11000
+        assert state.energy_register_kwh == pytest.approx(12.5)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
+            await task
+
+
+def test_a_total_beats_the_lines_and_neutral_is_never_added():
+    from devices.ocpp.csms import sampled_values
+
+    mv = [{"timestamp": "2026-01-15T18:00:00Z", "sampled_value": [
+        {"value": "7000", "measurand": "Power.Active.Import", "unit": "W"},
+        {"value": "2400", "measurand": "Power.Active.Import", "unit": "W", "phase": "L1"},
+        {"value": "50", "measurand": "Current.Import", "unit": "A", "phase": "N"},
+    ]}]  # fmt: skip
+    got = sampled_values(mv)
+    assert got["Power.Active.Import"] == (7000.0, "W") and "Current.Import" not in got
