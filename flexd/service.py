@@ -29,7 +29,7 @@ from flexd.control.runtime import DeviceRuntime, Health, SiteRuntime
 from flexd.energy.rater import Rater
 from flexd.obs.metrics import Metrics
 from flexd.storage import BumpRecord, DispatchRow, RatedRow, ReadingRow, Storage
-from rating.io import ReadingLimits
+from rating.io import ReadingLimits, reading_limits
 
 __all__ = ["BumpResult", "Conflict", "Event", "Listener", "NotFound", "Service"]
 DEFAULT_BOOST_MINUTES = 60
@@ -247,13 +247,11 @@ class Service:
 
     def reading_limits(self) -> ReadingLimits:
         """A reading must be plausible, not in the future and inside the configured window."""
-        current = half_hour_start(self.clock.now())
-        months = self.config.readings_window_months
-        before = current - timedelta(days=round(months * 365.25 / 12)) if months else None
-        return ReadingLimits(
-            max_kwh=Decimal(str(self.config.max_kwh_per_half_hour)),
-            not_before=before, not_after=current,
-        )  # fmt: skip
+        return reading_limits(
+            Decimal(str(self.config.max_kwh_per_half_hour)),
+            self.config.readings_window_months,
+            half_hour_start(self.clock.now()),
+        )
 
     async def upsert_readings(self, meter: str, rows: Sequence[ReadingRow]) -> int:
         """Store validated readings; the rater re-rates the half-hours they touch."""

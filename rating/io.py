@@ -14,7 +14,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from rating.model import (
     RatingInputError,
     Reading,
 )
+from rating.octopus import UnitRate, parse_unit_rates
 from rating.prices import PriceBook
 
 RATED_COLUMNS = (
@@ -91,6 +92,13 @@ class ReadingLimits:
     max_kwh: Decimal = DEFAULT_MAX_KWH
     not_before: datetime | None = None
     not_after: datetime | None = None
+
+
+def reading_limits(max_kwh: Decimal, window_months: int, current: datetime) -> ReadingLimits:
+    """No reading after ``current`` (the caller's current half-hour), none older than
+    ``window_months`` before it (0: no limit)."""
+    before = current - timedelta(days=round(window_months * 365.25 / 12)) if window_months else None
+    return ReadingLimits(max_kwh=max_kwh, not_before=before, not_after=current)
 
 
 def parse_reading(
@@ -227,7 +235,8 @@ def read_dispatches(path: Path | str) -> list[Dispatch]:
     return out
 
 
-def read_prices(path: Path | str) -> PriceBook:
+def read_unit_rates(path: Path | str) -> list[UnitRate]:
+    """A prices file in the Octopus unit-rates shape, as half-hours (errors name the file)."""
     p = Path(path)
     try:
         doc = json.loads(p.read_text())
@@ -239,7 +248,14 @@ def read_prices(path: Path | str) -> PriceBook:
         raise RatingInputError("not UTF-8 text", file=str(p)) from None
     except RecursionError:
         raise RatingInputError("not JSON we accept (nested too deep)", file=str(p)) from None
-    return PriceBook.from_octopus(doc, file=str(p))
+    return parse_unit_rates(doc, file=str(p))
+
+
+def read_prices(path: Path | str) -> PriceBook:
+    """Agile import prices from a file, for ``flexd rate --prices``."""
+    book = PriceBook()
+    book.add("import", read_unit_rates(path))
+    return book
 
 
 def _iso(t: datetime) -> str:

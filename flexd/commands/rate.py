@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,7 +19,13 @@ from rating import (
     write_rated_json,
 )
 from rating.csv_fast import rate_csv_text
-from rating.io import DEFAULT_MAX_KWH, ReadingLimits, Reject, rejects_csv_text, write_rated_csv_text
+from rating.io import (
+    DEFAULT_MAX_KWH,
+    Reject,
+    reading_limits,
+    rejects_csv_text,
+    write_rated_csv_text,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,21 +46,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(run=run)
 
 
-def limits(max_kwh: Decimal, window_months: int, now: datetime) -> ReadingLimits:
-    """No reading after the current half-hour, none older than the window."""
-    current = half_hour_start(now)
-    before = None
-    if window_months > 0:
-        before = current - timedelta(days=round(window_months * 365.25 / 12))
-    return ReadingLimits(max_kwh=max_kwh, not_before=before, not_after=current)
-
-
 def run(args: argparse.Namespace) -> int:
     if not args.max_kwh.is_finite() or args.max_kwh <= 0 or args.window_months < 0:
         print("flexd rate: --max-kwh must be > 0 and --window-months >= 0", file=sys.stderr)
         return 2
     # The CLI is an edge: it reads the wall clock once, for "no reading in the future".
-    bounds = limits(args.max_kwh, args.window_months, SystemClock().now())
+    bounds = reading_limits(args.max_kwh, args.window_months, half_hour_start(SystemClock().now()))
     rejects: list[Reject] | None = [] if args.rejects else None
     try:
         tariff = load_tariff(args.tariff)

@@ -29,6 +29,7 @@ from flexd.config.model import (
     hash_token,
 )
 from flexd.config.values import get, known, num, secret, secret_keys, table
+from flexd.storage.store import is_url
 from rating.model import RatingInputError
 from rating.tariff import load_tariff
 
@@ -192,7 +193,7 @@ def _simulation(sim: Mapping[str, Any]) -> SimulationConfig:
 
 def database_target(value: str, base_dir: Path) -> Path | str:
     """A PostgreSQL URL as it is (its password never inline), else a SQLite file path."""
-    if value.startswith(("postgresql://", "postgres://")):
+    if is_url(value):
         creds = value.split("://", 1)[1].split("@", 1)
         if len(creds) == 2 and ":" in creds[0]:
             raise ConfigError("daemon.database", "no password in the URL: use "

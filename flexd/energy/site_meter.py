@@ -124,11 +124,6 @@ class SiteMeter:
         for _register, acc in self._accumulators():
             acc.drop(starts)
 
-    def pop_closed(self, now: datetime) -> list[ReadingRow]:
-        rows = self.closed(now)
-        self.stored(rows)
-        return rows
-
     # Persisted each cycle so a restart loses no part of an open half-hour.
     def dump(self) -> str:
         def acc(a: HalfHourAccumulator) -> dict[str, float]:

@@ -18,6 +18,7 @@ from core.timegrid import half_hour_start
 from devices.retry import Backoff
 from flexd.config import PriceConfig
 from rating import octopus
+from rating.io import read_unit_rates
 from rating.model import RatingInputError
 from rating.octopus import UnitRate
 from rating.prices import PriceBook
@@ -41,16 +42,9 @@ def parse_unit_rates(
 
 
 def read_price_file(path: Path) -> list[UnitRate]:
+    """:func:`rating.io.read_unit_rates`, its refusal as a feed error."""
     try:
-        doc = json.loads(path.read_text())
-    except OSError as exc:
-        raise PriceFeedError(f"{path}: {exc.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        why = f"{exc.msg} at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else (
-            "not UTF-8" if isinstance(exc, UnicodeDecodeError) else "nested too deep")
-        raise PriceFeedError(f"{path}: not JSON ({why})") from None
-    try:
-        return octopus.parse_unit_rates(doc, file=str(path))
+        return read_unit_rates(path)
     except RatingInputError as exc:
         raise PriceFeedError(str(exc)) from None
 
@@ -164,6 +158,3 @@ class PriceFeed:
                 )  # fmt: skip
                 new += self.book.add(direction, rates)
         return new
-
-    def known_until(self, now: datetime) -> datetime:
-        return self.book.known_until(now)
