@@ -35,6 +35,17 @@ from simulator.world import ScheduledMode, SiteWorld
 
 SERIAL = "SA2114G047"
 ADAPTER_SERIAL = "WF2114G047"
+# HR(0) device type code and HR(21) ARM firmware of the models the simulator can be, as real
+# units report them (the givenergy-modbus captures: hybrid gen 1 arm 449, AC arm 282, AIO arm
+# 612, EMS arm 1036, Gateway 14, three-phase 0x4004).
+MODELS: dict[str, tuple[int, int]] = {
+    "hybrid": (0x2001, 449),
+    "ac": (0x3001, 282),
+    "aio": (0x8001, 612),
+    "ems": (0x5001, 1036),
+    "gateway": (0x7001, 14),
+    "three-phase": (0x4004, 0),
+}
 
 
 def _windows(
@@ -54,11 +65,20 @@ def _u16(v: float) -> int:
 
 
 class GivEnergySimulator:
-    def __init__(self, world: SiteWorld, faults: Faults | None = None) -> None:
+    def __init__(
+        self, world: SiteWorld, faults: Faults | None = None, *, model: str = "hybrid"
+    ) -> None:
         self.world = world
         self.faults = faults or Faults()
-        capacity_ah = round(world.battery.capacity_kwh * 1000 / R.NOMINAL_BATTERY_V)
+        self.model = model
+        dtc, arm_fw = MODELS[model]
         self.hr: dict[int, int] = {a: 0 for a in range(0, 180)}
+        self.hr.update({R.HR_DEVICE_TYPE_CODE: dtc, R.HR_ARM_FIRMWARE: arm_fw})
+        # An EMS, Gateway or three-phase plant serves its identity and zeros here, as the real
+        # ones do in this bank (their data lives elsewhere); the adapter must refuse it.
+        self.supported = model in ("hybrid", "ac", "aio")
+        volts = R.identify(self.hr).battery_v if self.supported else R.NOMINAL_BATTERY_V
+        capacity_ah = round(world.battery.capacity_kwh * 1000 / volts) if self.supported else 0
         self.hr.update({
             R.HR_BATTERY_CAPACITY_AH: capacity_ah,
             R.HR_BATTERY_POWER_MODE: 1,  # Eco
@@ -98,7 +118,10 @@ class GivEnergySimulator:
     # --- the world behind the registers -----------------------------------------------------
 
     def _regs(self) -> R.Registers:
-        return R.parse(self.hr, {a: 0 for a in range(60)} | {R.IR_BATTERY_SOC: 50})
+        # Config as a supported unit would hold it (an unsupported model's is never used).
+        hr = self.hr if self.supported else self.hr | dict.fromkeys(
+            (R.HR_DEVICE_TYPE_CODE, R.HR_ARM_FIRMWARE, R.HR_BATTERY_CAPACITY_AH), 0x2001)
+        return R.parse(hr, {a: 0 for a in range(60)} | {R.IR_BATTERY_SOC: 50})
 
     def _apply(self) -> None:
         """Derive the world's mode from the configuration registers (call after any write)."""
@@ -139,9 +162,13 @@ class GivEnergySimulator:
             self._refresh_mode()
         s = self.world.snapshot()
         ir = {a: 0 for a in range(0, 60)}
-        ir[R.IR_P_PV1] = _u16(s.pv_w)
+        if not self.supported:
+            return ir
+        # An AC-coupled unit has no PV string and reads 0 W load (the AC captures); the AIO
+        # reads the house load but its IR(18) is AC-side (a value flexd ignores).
+        ir[R.IR_P_PV1] = _u16(s.pv_w) if self.model != "ac" else 0
         ir[R.IR_P_GRID_OUT] = _u16(-s.grid_w)
-        ir[R.IR_P_LOAD_DEMAND] = _u16(s.load_w)
+        ir[R.IR_P_LOAD_DEMAND] = _u16(s.load_w) if self.model != "ac" else 0
         ir[R.IR_P_BATTERY] = _u16(s.battery_w)
         ir[R.IR_BATTERY_SOC] = round(s.battery_soc_pct)
         for (hi, lo), kwh in ((R.IR_E_GRID_IN_TOTAL, s.import_kwh),
@@ -214,9 +241,10 @@ class GivEnergySimulator:
 async def run_cli(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(prog="python -m simulator givenergy")
     ap.add_argument("--port", type=int, default=8899)
+    ap.add_argument("--model", choices=sorted(MODELS), default="hybrid")
     args = ap.parse_args(argv)
     clock: Clock = SystemClock()
-    sim = GivEnergySimulator(SiteWorld(clock))
+    sim = GivEnergySimulator(SiteWorld(clock), model=args.model)
     port = await sim.start(args.port)
     print(f"givenergy simulator on 127.0.0.1:{port} (started {datetime.now(UTC):%H:%M:%S}Z)")
     await serve_until_interrupted(sim.stop)

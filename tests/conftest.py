@@ -14,6 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+EXTVAL = REPO.parent / "shared" / "extval-fixtures"
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +23,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present (only in development and CI)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def extval() -> Path:
+    """Real device captures beside the repo (never copied in); tests skip without them."""
+    if not EXTVAL.is_dir():
+        pytest.skip("../shared/extval-fixtures is not present (only in development and CI)")
+    return EXTVAL
 
 
 def free_port() -> int:

@@ -31,6 +31,7 @@ from typing import Any
 
 from givenergy_modbus.client import commands
 from givenergy_modbus.model import TimeSlot
+from givenergy_modbus.model.inverter import Model, resolve_model
 from givenergy_modbus.model.manifest import write_safe_registers
 from givenergy_modbus.pdu.write_registers import WriteHoldingRegisterRequest
 
@@ -42,6 +43,8 @@ INVERTER_ADDRESS = 0x11
 NOMINAL_BATTERY_V = 51.2  # LV packs: capacity_ah * 51.2 V is the pack's energy
 
 # Holding registers (configuration)
+HR_DEVICE_TYPE_CODE = 0  # e.g. 0x2001 hybrid, 0x3001 AC, 0x8001 All-in-One
+HR_ARM_FIRMWARE = 21
 HR_ENABLE_CHARGE_TARGET = 20
 HR_BATTERY_POWER_MODE = 27  # 0 export at max power, 1 match demand ("eco")
 HR_BATTERY_CAPACITY_AH = 55
@@ -69,6 +72,75 @@ READS: tuple[tuple[str, int, int], ...] = (("HR", 0, 60), ("HR", 60, 60), ("IR",
 WHOLE_DAY = TimeSlot(time(0, 0), time(23, 59))
 MAX_C_RATE = 50  # 0.5C: the pack's own limit, restored when no power is commanded
 WRITABLE = write_safe_registers(None)  # the library's conservative single-phase allowlist
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What flexd does differently per GivEnergy model, from HR(0) and HR(21).
+
+    Evidence, from givenergy-modbus 2.13 (``model/inverter.py``, ``model/manifest.py``) and
+    real captures of its test suite:
+    - the All-in-One's pack is ~307 V, not 51.2 V (``Model.system_battery_voltage``): two AIO
+      captures (DTC 0x8001) hold HR(55) = 52 Ah, which is the 15.96 kWh pack only at 307 V;
+    - AC-coupled units (DTC 0x3xxx) have no PV string, and IR(42) load reads 0 (both AC
+      captures: load 0 W while the grid exports), so the house is inferred from grid + battery;
+    - on the AIO, IR(18)/IR(20) are derived from the AC side, not PV strings
+      (manifest ``pv_string_vi_ac_derived``), while IR(42) is the house load;
+    - EMS, Gateway and three-phase plants keep their power and battery data in other register
+      banks (HR/IR 1000+, 1600+, 2040+) that flexd does not drive.
+    """
+
+    model: Model
+    name: str
+    battery_v: float
+    pv_measured: bool  # IR(18)+IR(20) are PV strings
+    load_measured: bool  # IR(42) is the house load
+
+
+# Refused families, with the reason a user sees (the poller reports it as the device's error).
+UNSUPPORTED: dict[Model, str] = {
+    Model.EMS: "an EMS is a plant controller with no battery registers of its own; "
+    "add each inverter it manages instead",
+    Model.EMS_COMMERCIAL: "a commercial EMS is a plant controller; add each inverter instead",
+    Model.GATEWAY: "the Gateway keeps the plant's data in IR(1600+), which flexd does not read; "
+    "add the All-in-One behind it instead",
+    Model.HYBRID_3PH: "three-phase inverters use the HR/IR(1000+) map, which flexd does not drive",
+    Model.AC_3PH: "three-phase inverters use the HR/IR(1000+) map, which flexd does not drive",
+    Model.AIO_COMMERCIAL: "three-phase inverters use the HR/IR(1000+) map, "
+    "which flexd does not drive",
+    Model.ALL_IN_ONE_HYBRID: "the All-in-One Hybrid is decoded as three-phase "
+    "(HR/IR(1000+)), which flexd does not drive",
+    Model.HYBRID_HV_GEN3: "its HV pack voltage is not known from the registers flexd reads, "
+    "so its capacity would be wrong",
+    Model.HYBRID_GEN4: "no capture of it confirms the register map or pack voltage",
+}
+
+
+def identify(hr: Mapping[int, int]) -> ModelInfo:
+    """The model behind the registers, or NotSupported naming it and why."""
+    try:
+        dtc, arm_fw = hr[HR_DEVICE_TYPE_CODE], hr[HR_ARM_FIRMWARE]
+    except KeyError as exc:
+        raise BadPayload(f"register {exc.args[0]} missing from the answer") from None
+    try:
+        model = resolve_model(dtc, arm_fw)
+    except ValueError:
+        raise NotSupported(
+            f"givenergy device type code 0x{dtc:04x} (HR(0)) is not a known model"
+        ) from None
+    family = Model(f"{dtc:04x}")  # the coarse family, from the first digit
+    name = f"{model.name} (HR(0)=0x{dtc:04x}, firmware {arm_fw})"
+    if model in UNSUPPORTED or family in UNSUPPORTED:
+        reason = UNSUPPORTED.get(model) or UNSUPPORTED[family]
+        raise NotSupported(f"givenergy model {name} is not supported: {reason}")
+    if family == Model.AC:
+        return ModelInfo(model, name, NOMINAL_BATTERY_V, pv_measured=False, load_measured=False)
+    if family == Model.ALL_IN_ONE:
+        return ModelInfo(model, name, Model.ALL_IN_ONE.system_battery_voltage,
+                         pv_measured=False, load_measured=True)  # fmt: skip
+    if family == Model.HYBRID:
+        return ModelInfo(model, name, NOMINAL_BATTERY_V, pv_measured=True, load_measured=True)
+    raise NotSupported(f"givenergy model {name} is not supported: flexd knows no map for it")
 
 
 def _s16(v: int) -> int:
@@ -105,8 +177,10 @@ def in_slot(slot: TimeSlot | None, t: time) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Registers:
-    """What the adapter needs from one poll, in GivEnergy's own terms."""
+    """What the adapter needs from one poll, in GivEnergy's own terms (except p_pv_w and
+    p_load_w, which are flexd's house balance on models that do not measure them)."""
 
+    info: ModelInfo
     battery_soc_pct: int
     battery_capacity_ah: int
     p_pv_w: int
@@ -127,7 +201,7 @@ class Registers:
 
     @property
     def capacity_kwh(self) -> float:
-        return self.battery_capacity_ah * NOMINAL_BATTERY_V / 1000.0
+        return self.battery_capacity_ah * self.info.battery_v / 1000.0
 
     def mode_at(self, local: time) -> BatteryMode:
         charging = self.enable_charge and in_slot(self.charge_slot_1, local)
@@ -143,15 +217,19 @@ class Registers:
 
 
 def parse(hr: Mapping[int, int], ir: Mapping[int, int]) -> Registers:
-    """Registers from the raw banks; a missing register or an impossible value is BadPayload."""
+    """Registers from the raw banks; a missing register or an impossible value is BadPayload,
+    and a model flexd does not drive is NotSupported (before its zeros could read as a pack)."""
+    info = identify(hr)
     try:
         soc = ir[IR_BATTERY_SOC]
+        pv, load = _house(info, ir)
         regs = Registers(
+            info=info,
             battery_soc_pct=soc,
             battery_capacity_ah=hr[HR_BATTERY_CAPACITY_AH],
-            p_pv_w=ir[IR_P_PV1] + ir[IR_P_PV2],
+            p_pv_w=pv,
             p_grid_out_w=_s16(ir[IR_P_GRID_OUT]),
-            p_load_w=ir[IR_P_LOAD_DEMAND],
+            p_load_w=load,
             p_battery_w=_s16(ir[IR_P_BATTERY]),
             e_grid_in_kwh=_u32(*(ir[a] for a in IR_E_GRID_IN_TOTAL)) / 10.0,
             e_grid_out_kwh=_u32(*(ir[a] for a in IR_E_GRID_OUT_TOTAL)) / 10.0,
@@ -175,6 +253,23 @@ def parse(hr: Mapping[int, int], ir: Mapping[int, int]) -> Registers:
         mode = regs.battery_power_mode
         raise BadPayload(f"HR({HR_BATTERY_POWER_MODE}) battery power mode {mode} is not 0 or 1")
     return regs
+
+
+def _house(info: ModelInfo, ir: Mapping[int, int]) -> tuple[int, int]:
+    """PV and house load in W. Where a model does not measure one, it is the rest of the
+    balance pv + grid import + battery discharge = load, so the three always add up. With
+    neither measured (AC-coupled), the net of grid and battery is load when positive and
+    unmetered generation (a PV inverter beside it) when negative: both are lower bounds."""
+    net = _s16(ir[IR_P_BATTERY]) - _s16(ir[IR_P_GRID_OUT])  # battery out + grid import
+    pv = ir[IR_P_PV1] + ir[IR_P_PV2] if info.pv_measured else None
+    load = ir[IR_P_LOAD_DEMAND] if info.load_measured else None
+    if pv is not None and load is not None:
+        return pv, load
+    if load is not None:
+        return max(0, load - net), load
+    if pv is not None:
+        return pv, max(0, pv + net)
+    return max(0, -net), max(0, net)
 
 
 def c_rate(power_w: float, capacity_kwh: float) -> int:

@@ -16,7 +16,8 @@ from tests.devices.harness_givenergy import make_pair
 
 def banks(**over):
     hr = {a: 0 for a in range(120)}
-    hr.update({R.HR_BATTERY_CAPACITY_AH: 186, R.HR_BATTERY_POWER_MODE: 1,
+    hr.update({R.HR_DEVICE_TYPE_CODE: 0x2003, R.HR_ARM_FIRMWARE: 920,
+               R.HR_BATTERY_CAPACITY_AH: 186, R.HR_BATTERY_POWER_MODE: 1,
                R.HR_BATTERY_SOC_RESERVE: 4, R.HR_CHARGE_TARGET_SOC: 100})  # fmt: skip
     ir = {a: 0 for a in range(60)}
     ir.update({R.IR_BATTERY_SOC: 55, R.IR_P_PV1: 1200, R.IR_P_PV2: 300, R.IR_P_LOAD_DEMAND: 800})
@@ -162,6 +163,34 @@ async def test_frames_are_spaced_for_a_real_dongle():
         await adapter.read_state()  # three reads
         gaps = [b - a for a, b in zip(sim.arrivals, sim.arrivals[1:], strict=False)]
         assert len(gaps) == 2 and min(gaps) >= 0.045
+    finally:
+        await adapter.close()
+        await sim.stop()
+
+
+@pytest.mark.parametrize("model", ["hybrid", "ac", "aio", "ems", "gateway", "three-phase"])
+async def test_the_simulator_serves_each_model_and_the_adapter_behaves_per_model(model):
+    from devices.givenergy.adapter import GivEnergyAdapter
+    from simulator.givenergy import GivEnergySimulator
+    from simulator.world import SiteWorld
+
+    clock = ManualClock(datetime(2026, 6, 15, 12, 0, tzinfo=UTC))
+    world = SiteWorld(clock)
+    sim = GivEnergySimulator(world, model=model)
+    port = await sim.start()
+    adapter = GivEnergyAdapter("127.0.0.1", port, clock, timeout_s=2, frame_gap_s=0)
+    try:
+        if model in ("ems", "gateway", "three-phase"):
+            with pytest.raises(NotSupported, match="is not supported"):
+                await adapter.read_state()
+            return
+        state = await adapter.read_state()
+        truth = world.snapshot()
+        # Ah are whole numbers, so the pack is within one Ah of the world's.
+        assert abs(state.battery_capacity_kwh - world.battery.capacity_kwh) < 0.31
+        assert state.pv_w + state.grid_w + state.battery_w == pytest.approx(state.load_w, abs=2)
+        if model != "ac":
+            assert state.load_w == pytest.approx(truth.load_w, abs=1)
     finally:
         await adapter.close()
         await sim.stop()
