@@ -121,6 +121,9 @@ class ChargerState:
     soc_source: SocSource = SocSource.UNKNOWN
     soc_measured_at: datetime | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # The charger's own id for the charging session (OCPP's transactionId), where it has one: a
+    # command bound to a session must be sent again when the session changes.
+    session_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

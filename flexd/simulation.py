@@ -85,7 +85,7 @@ class Simulation:
     async def before(
         self, b: Backends, site: SiteConfig, dev: DeviceConfig, ep: Endpoint, options: Any
     ) -> tuple[Endpoint, Any]:
-        if dev.brand == "ocpp" and self.devices:
+        if dev.brand == "ocpp" and self.simulated(dev):
             # Simulated chargers dial in to the central system on whatever port is free.
             options = dataclasses.replace(options, csms_port=0)
         if not self.simulated(dev):

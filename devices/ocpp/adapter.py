@@ -74,6 +74,7 @@ class OcppChargerAdapter:
             soc_source=SocSource.CHARGER if soc_ok else SocSource.UNKNOWN,
             soc_measured_at=rec.soc_at,
             raw={"transaction_id": rec.transaction_id, "reconnects": rec.reconnects},
+            session_id=None if rec.transaction_id is None else str(rec.transaction_id),
         )  # fmt: skip
 
     async def apply(self, command: ChargerCommand) -> CommandResult:
@@ -99,26 +100,58 @@ class OcppChargerAdapter:
             )  # fmt: skip
             lim = P.limit_at(profile, now)
             expected = 0.0 if lim is None else lim
-        accepted = await with_timeout(
-            self.csms.set_profile(self.cp_id, profile), self.timeout_s, "set charging profile"
-        )
+        accepted, how = await self._set(profile)
         if not accepted:
-            return CommandResult(command, False, "charger rejected the charging profile")
+            return CommandResult(command, False, how)
         try:
             got = await with_timeout(
                 self.csms.composite_limit(self.cp_id, self.unit), self.timeout_s,
                 "composite schedule",
             )  # fmt: skip
         except NotSupported:
-            # OCPP 1.6 makes GetCompositeSchedule optional (Smart Charging profile): without a
-            # read-back, the accepted profile is all there is to go on.
-            return CommandResult(command, True, "accepted; no read-back (GetCompositeSchedule "
-                                 "not supported)")  # fmt: skip
+            # OCPP 1.6 makes GetCompositeSchedule optional (Smart Charging profile), and a
+            # charger may reject it: without a read-back, the accepted profile is all there is.
+            detail = "accepted; no read-back (GetCompositeSchedule not supported or rejected)"
+            return CommandResult(command, True, f"{how}; {detail}" if how else detail)
         if got is None or abs(got - expected) > 0.5:
             return CommandResult(
                 command, False, f"charger applies limit {got}, expected {expected}"
             )
-        return CommandResult(command, True)
+        return CommandResult(command, True, how)
+
+    async def _set(self, profile: dict[str, object]) -> tuple[bool, str]:
+        """Send a profile, falling back where a charger refuses TxDefaultProfile (some accept
+        TxProfile only, so before a transaction nothing would stop a full-power start): the
+        same schedule as a ChargePointMaxProfile on connector 0, remembered so the refused
+        purpose is not tried every cycle, and cleared once a transaction's profile lands."""
+        rec = self.csms.record(self.cp_id)
+        purpose = profile["charging_profile_purpose"]
+        if purpose == "TxDefaultProfile" and rec.tx_default_refused:
+            return await self._as_max_profile(profile)
+        if not await self._send(profile):
+            if purpose != "TxDefaultProfile":
+                return False, f"charger rejected the {purpose}"
+            rec.tx_default_refused = True
+            return await self._as_max_profile(profile)
+        if purpose == "TxProfile" and rec.max_profile_id is not None:
+            stale, rec.max_profile_id = rec.max_profile_id, None
+            await with_timeout(self.csms.clear_profile(self.cp_id, stale), self.timeout_s,
+                               "clear charge point max profile")  # fmt: skip
+        return True, ""
+
+    async def _as_max_profile(self, profile: dict[str, object]) -> tuple[bool, str]:
+        rec = self.csms.record(self.cp_id)
+        capped = {**profile, "charging_profile_purpose": "ChargePointMaxProfile"}
+        capped.pop("transaction_id", None)
+        if not await self._send(capped):
+            return False, "charger rejected TxDefaultProfile and ChargePointMaxProfile"
+        rec.max_profile_id = int(str(capped["charging_profile_id"]))
+        return True, "TxDefaultProfile refused; applied as ChargePointMaxProfile"
+
+    async def _send(self, profile: dict[str, object]) -> bool:
+        return await with_timeout(
+            self.csms.set_profile(self.cp_id, profile), self.timeout_s, "set charging profile"
+        )
 
     def _constant(self, power_w: float, pid: int, tx: int | None) -> dict[str, object]:
         return P.constant_profile(

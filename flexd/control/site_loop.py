@@ -52,8 +52,11 @@ class SiteState:
     registers: dict[str, RegisterHistory] = field(default_factory=dict)
     last_slot: datetime | None = None
     plan: Plan | None = None
-    sent: dict[str, object] = field(default_factory=dict)  # last command per device
+    # The last command per device, with the charging session it was sent in: a new session (a
+    # charger that rebooted and started a new transaction) must get the command again at once.
+    sent: dict[str, tuple[object, str | None]] = field(default_factory=dict)
     sent_at: dict[str, datetime] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)  # commands not honoured in a row
     cycles: int = 0
     last_cycle_s: float = 0.0  # real seconds the last cycle took
     last_replan_latency_s: float | None = None  # real seconds from request to stored plan
@@ -75,6 +78,7 @@ class LoopParts:
 
 class SiteLoop:
     RESEND_EVERY = timedelta(minutes=30)  # re-assert commands the device may have dropped
+    RETRIES_NOT_HONOURED = 3  # then a refused command waits for RESEND_EVERY
 
     def __init__(
         self, site: SiteRuntime, parts: LoopParts, planner: Planner,
@@ -266,7 +270,7 @@ class SiteLoop:
                 continue
             last_at = self.state.sent_at.get(dev.id)
             if (
-                self.state.sent.get(dev.id) == command
+                self.state.sent.get(dev.id) == (command, _session(dev))
                 and last_at
                 and now - last_at < self.RESEND_EVERY
             ):
@@ -314,7 +318,7 @@ class SiteLoop:
             metrics.commands_sent.inc(device=dev.id, command=kind, outcome="error")
             self.log.warning("command_failed", device=dev.id, command=kind, error=str(exc))
             return None
-        self.state.sent[dev.id] = command
+        self.state.sent[dev.id] = (command, _session(dev))
         self.state.sent_at[dev.id] = self.clock.now()
         metrics.commands_sent.inc(device=dev.id, command=kind, outcome="ok")
         if not result.honoured:
@@ -322,8 +326,13 @@ class SiteLoop:
             self.log.warning(
                 "command_not_honoured", device=dev.id, command=kind, detail=result.detail
             )
-            # Try again next cycle rather than waiting for the resend interval.
-            self.state.sent.pop(dev.id, None)
+            # Try again next cycle rather than waiting for the resend interval, a few times: a
+            # device that keeps refusing the same command gets it at the resend interval only.
+            refused = self.state.refused[dev.id] = self.state.refused.get(dev.id, 0) + 1
+            if refused < self.RETRIES_NOT_HONOURED:
+                self.state.sent.pop(dev.id, None)
+        else:
+            self.state.refused.pop(dev.id, None)
         return result
 
     # --- rating ------------------------------------------------------------------------------
@@ -355,3 +364,8 @@ class SiteLoop:
                 await self._send(dev, cmd)
             except Exception as exc:  # shutting down: report, carry on with the others
                 self.log.warning("safe_mode_failed", device=dev.id, error=str(exc))
+
+
+def _session(dev: DeviceRuntime) -> str | None:
+    """The charging session a charger's command belongs to (None for inverters)."""
+    return dev.state.session_id if isinstance(dev.state, ChargerState) else None

@@ -44,6 +44,12 @@ async def rig():
     task = asyncio.get_running_loop().create_task(sim.run())
     await asyncio.wait_for(sim.connected.wait(), 5)
     await settle(clock, 30)
+    # The plugged-in car's session starts on the simulator's tick; on a busy machine that can
+    # take longer than the settle above (real time), and every test here starts inside it.
+    for _ in range(200):
+        if csms.records["CP1"].transaction_id is not None and csms.records["CP1"].meter_at:
+            break
+        await settle(clock, 15)
     adapter = OcppChargerAdapter(csms, "CP1", clock, timeout_s=5)
     yield Rig(clock, csms, sim, adapter, ev, task)
     sim.stop()
