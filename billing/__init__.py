@@ -13,6 +13,7 @@ from billing.model import (
     add_months,
     parse_date,
     parse_pence,
+    parse_weeks,
     pence,
 )
 from billing.rebill import backbilling_cutoff, make_bill
@@ -33,6 +34,7 @@ __all__ = [
     "make_bill",
     "parse_date",
     "parse_pence",
+    "parse_weeks",
     "pence",
     "select",
 ]

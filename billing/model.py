@@ -10,7 +10,7 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
 
@@ -74,6 +74,17 @@ def parse_pence(value: Any, field: str, *, minimum: int | None = None) -> int:
         raise BillingInputError(field, "is not a plausible amount")
     if minimum is not None and value < minimum:
         raise BillingInputError(field, f"must be >= {minimum}")
+    return value
+
+
+def parse_weeks(text: str, field: str) -> Decimal:
+    """Weeks of credit: a number within 0..52."""
+    try:
+        value = Decimal(text) if len(text) <= 20 else Decimal("NaN")
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite() or not 0 <= value <= 52:
+        raise BillingInputError(field, "must be a number within 0..52")
     return value
 
 

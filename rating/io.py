@@ -354,6 +354,11 @@ def _atomic_write(out: Path, text: str) -> None:
         raise
 
 
+def write_atomic(out: Path | str, text: str) -> None:
+    """Any output file (bill.json, dd.json) written whole or not at all."""
+    _atomic_write(Path(out), text)
+
+
 def write_rated_csv(slots: Sequence[RatedSlot], out: Path | str) -> None:
     _atomic_write(Path(out), rated_csv_text(slots))
 
