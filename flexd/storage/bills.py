@@ -114,17 +114,19 @@ class BillStore:
         return bill_id, doc
 
     async def list(self, meter: str) -> list[dict[str, Any]]:
+        """The meter's bills, oldest first: id, period, dates and the totals."""
         async with self.driver.reader() as tx:
             rows = await tx.fetchall(
-                "SELECT id, created_at, payload FROM bills WHERE meter = ? ORDER BY id", (meter,)
+                "SELECT id, period_from, period_to, bill_date, created_at, payload FROM bills "
+                "WHERE meter = ? ORDER BY id",
+                (meter,),
             )
         out = []
         for r in rows:
-            doc = json.loads(r[2])
-            out.append({"id": int(r[0]), "created_at": r[1]} | {
-                k: doc[k] for k in ("from", "to", "bill_date", "account_type", "charges_p",
-                                    "rebill", "written_off_p", "billable_p")
-            })  # fmt: skip
+            doc = json.loads(r[5])
+            totals = ("account_type", "charges_p", "rebill", "written_off_p", "billable_p")
+            out.append({"id": int(r[0]), "from": r[1], "to": r[2], "bill_date": r[3],
+                        "created_at": r[4]} | {k: doc.get(k) for k in totals})  # fmt: skip
         return out
 
     async def get(self, meter: str, bill_id: int) -> dict[str, Any] | None:
