@@ -53,9 +53,13 @@ def parse_date(text: Any, field: str) -> date:
     if not isinstance(text, str) or len(text) != 10:
         raise BillingInputError(field, "must be a date YYYY-MM-DD")
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise BillingInputError(field, f"{text!r} is not a date YYYY-MM-DD") from None
+    # As readings (rating.io): half-hourly settlement began in 1990; nothing after 2099.
+    if not 1990 <= day.year <= 2099:
+        raise BillingInputError(field, f"{text} is outside 1990..2099")
+    return day
 
 
 def parse_pence(value: Any, field: str, *, minimum: int | None = None) -> int:

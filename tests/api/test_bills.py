@@ -107,6 +107,8 @@ async def test_concurrent_bills_charge_a_rerating_once(api_any):
     ({"from": "2026-03-01", "to": "2026-02-01", "bill_date": "2026-03-01"}, "to"),
     ({"from": "2026-02-01", "to": "2026-03-01", "bill_date": "2026-02-15"}, "to"),
     ({"from": "2026-02-01", "to": "2026-03-01", "bill_date": "2026-3-1"}, "bill_date"),
+    ({"from": "0001-01-01", "to": "2026-03-01", "bill_date": "2026-03-01"}, "from"),
+    ({"from": "2026-02-01", "to": "9999-12-31", "bill_date": "9999-12-31"}, "to"),
     ({"from": "2026-02-01", "to": "2026-03-01", "bill_date": "2026-03-01", "balance_p": 1.5}, "balance_p"),
     ({"from": "2026-02-01", "to": "2026-03-01", "bill_date": "2026-03-01", "balance_p": True}, "balance_p"),
     ({"from": "2026-02-01", "to": "2026-03-01", "bill_date": "2026-03-01", "customer_caused": 1}, "customer_caused"),

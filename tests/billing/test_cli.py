@@ -135,3 +135,16 @@ def test_dd_bad_input_exits_2_with_one_line(tmp_path, args, says):
 def test_dd_missing_flag_is_one_line(tmp_path):
     r = flexd("dd", "--rated", RATED, "--out", tmp_path / "dd.json")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00bad", b"meter,start\n" + b"x" * 200_000 + b",y\n", None])
+def test_hostile_rated_files_exit_2_with_one_line(tmp_path, content):
+    bad = tmp_path / "rated.csv"
+    if content is not None:
+        bad.write_bytes(content)
+    for cmd in (["bill", "--rated", bad, *PERIOD],
+                ["dd", "--rated", bad, "--tariff", "io-go", "--today", "2026-11-10",
+                 "--balance-p", "0", "--payment-p", "0"]):  # fmt: skip
+        r = flexd(*cmd, "--out", tmp_path / "out.json")
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert str(bad) in r.stderr and "Traceback" not in r.stderr
