@@ -42,7 +42,7 @@ class BilledRow:
 @dataclass(frozen=True, slots=True)
 class BillInputs:
     """What a new bill is made from: the latest rated versions (the period's slots, plus every
-    earlier billed slot whose rating changed since it was billed) and what earlier bills charged
+    billed slot outside it whose rating changed since it was billed) and what earlier bills charged
     for those slots (``billed`` is None when none of them was ever billed)."""
 
     current: list[RatedRow]
@@ -85,14 +85,18 @@ class BillStore:
             await tx.lock(f"bills:{meter}")
             current = await _latest_rated(tx, meter, start, end)
             billed = await _latest_billed(tx, meter, lo, hi)
-            # Earlier billed slots re-rated since: their difference goes on this bill.
-            earlier = await _latest_billed(tx, meter, "", lo)
-            if earlier:
+            # Billed slots outside the period re-rated since: their difference goes on this bill.
+            outside = [*await _latest_billed(tx, meter, "", lo),
+                       *await _latest_billed(tx, meter, hi, "~")]  # fmt: skip
+            if outside:
+                first = min(b.start for b in outside)
+                last = max(b.start for b in outside).replace(second=1)
                 rated = {
                     (r.start, r.register): r
-                    for r in await _latest_rated(tx, meter, earlier[0].start, start)
+                    for r in await _latest_rated(tx, meter, first, last)
+                    if not start <= r.start < end
                 }
-                for b in earlier:
+                for b in outside:
                     now = rated.get((b.start, b.register))
                     if now is not None and not _same(now, b):
                         current.append(now)

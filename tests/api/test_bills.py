@@ -171,3 +171,14 @@ async def test_direct_debit_bad_query_422(api, params, field):
     r = await http.get(DD, headers=auth(BILL), params=params)
     doc = await r.json()
     assert (r.status, doc["field"]) == (422, field), doc
+
+
+async def test_a_rerating_after_the_period_shows_on_a_rebill_of_an_earlier_one(api):
+    http, service = api
+    jan, feb = date(2026, 1, 10), date(2026, 2, 10)
+    await service.storage.add_rated([rated(jan, 1, "100.00"), rated(feb, 1, "100.00")])
+    await post(http, {"from": "2026-01-01", "to": "2026-02-01", "bill_date": "2026-02-01"})
+    await post(http, {"from": "2026-02-01", "to": "2026-03-01", "bill_date": "2026-03-01"})
+    await service.storage.add_rated([rated(feb, 1, "120.00")])
+    doc = await post(http, {"from": "2026-01-01", "to": "2026-02-01", "bill_date": "2026-03-02"})
+    assert (doc["rebill"], doc["difference_p"], doc["billable_p"]) == (True, 20, 20)

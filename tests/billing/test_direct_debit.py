@@ -149,3 +149,9 @@ def test_no_history_in_the_year_is_refused():
     with pytest.raises(BillingInputError) as e:
         dd([standing(date(2024, 1, 1))])
     assert e.value.field == "rated"
+
+
+def test_history_for_several_meters_is_refused():
+    with pytest.raises(BillingInputError) as e:
+        dd([*standing_year(), standing(date(2026, 1, 1), meter="OTHER")])
+    assert e.value.field == "rated" and "several meters" in e.value.reason
