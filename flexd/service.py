@@ -20,6 +20,7 @@ from typing import Any
 from core.clock import Clock
 from core.timegrid import half_hour_start
 from devices.base import ChargerState
+from flexd.bills import BillDesk
 from flexd.config import Config
 from flexd.control.dispatches import DispatchBook
 from flexd.control.ev_soc import resolve_ev_soc
@@ -91,6 +92,7 @@ class Service:
         self.rater = rater  # None: readings are stored, not rated (an API without a daemon)
         self.prices_known_until: datetime | None = None
         self._bump_locks: dict[str, asyncio.Lock] = {}
+        self.bills = BillDesk(storage, clock, sites)  # the billing role's bills and DD check
 
     @property
     def listeners(self) -> list[Listener]:

@@ -14,7 +14,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -258,6 +258,62 @@ def read_prices(path: Path | str) -> PriceBook:
     return book
 
 
+RATED_REGISTERS = (*REGISTERS, "standing")
+
+
+def parse_rated(row: dict[str, str], file: str | None = None, line: int | None = None) -> RatedSlot:
+    """One rated.csv row back into a RatedSlot (billing reads what ``flexd rate`` wrote)."""
+
+    def dec(name: str) -> Decimal:
+        text = row[name]
+        try:
+            value = Decimal(text) if len(text) <= 40 else Decimal("NaN")
+        except InvalidOperation:
+            value = Decimal("NaN")
+        if not value.is_finite():
+            raise RatingInputError(f"{text!r} is not a number", field=name, file=file, line=line)
+        return value
+
+    if not row["meter"]:
+        raise RatingInputError("empty meter", field="meter", file=file, line=line)
+    start = parse_instant(row["start"], "start", file, line)
+    if not EARLIEST <= start < LATEST or start.timestamp() % 1800:
+        raise RatingInputError(f"{row['start']} is not a half-hour start in 1990..2099",
+                               field="start", file=file, line=line)  # fmt: skip
+    try:
+        day = date.fromisoformat(row["settlement_date"])
+        period = int(row["settlement_period"])
+    except ValueError:
+        bad = "settlement_period" if _is_date(row["settlement_date"]) else "settlement_date"
+        raise RatingInputError(f"bad {bad} {row[bad]!r}", field=bad, file=file, line=line) from None
+    if not 1 <= period <= 50:
+        raise RatingInputError("must be within 1..50", field="settlement_period", file=file,
+                               line=line)  # fmt: skip
+    register = row["register"]
+    if register not in RATED_REGISTERS:
+        raise RatingInputError(f"unknown register {register!r}", field="register", file=file,
+                               line=line)  # fmt: skip
+    if not row["band"]:
+        raise RatingInputError("empty band", field="band", file=file, line=line)
+    return RatedSlot(row["meter"], start.astimezone(UTC), day, period, register, dec("kwh"),
+                     row["band"], dec("unit_rate_p"), dec("cost_p"))  # fmt: skip
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_rated(path: Path | str) -> list[RatedSlot]:
+    """Every row of a rated.csv file (the contract :func:`rated_csv_text` writes)."""
+    p = Path(path)
+    rows, lines = _rows(p, RATED_COLUMNS)
+    return [parse_rated(r, str(p), ln) for r, ln in zip(rows, lines, strict=True)]
+
+
 def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -296,6 +352,11 @@ def _atomic_write(out: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(out: Path | str, text: str) -> None:
+    """Any output file (bill.json, dd.json) written whole or not at all."""
+    _atomic_write(Path(out), text)
 
 
 def write_rated_csv(slots: Sequence[RatedSlot], out: Path | str) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from flexd.api import billing
+from flexd.api import billing, bills
 from flexd.api.auth import TOKEN, authenticate, may_use_device
 from flexd.api.errors import error
 from flexd.api.openapi import document
@@ -201,6 +201,7 @@ def build_app(service: Service, config: ApiConfig) -> web.Application:
     app.router.add_put(f"{v1}/devices/{{id}}/preferences", put_prefs)
     app.router.add_get(f"{v1}/devices/{{id}}/dispatches", list_dispatches)
     app.router.add_routes(billing.routes(SERVICE))
+    app.router.add_routes(bills.routes(SERVICE))
     return app
 
 

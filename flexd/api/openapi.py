@@ -120,5 +120,35 @@ def document() -> dict[str, Any]:
                     errors="401 403 404 422",
                 ),
             },
+            **_billing_paths(v1),
+        },
+    }
+
+
+def _billing_paths(v1: str) -> dict[str, Any]:
+    """Issue 17's bills and Direct Debit check (billing and admin tokens)."""
+    bill_id = [*_METER, *_ID]
+    account = [{"name": "account", "in": "path", "required": True, "schema": {"type": "string"}}]
+    return {
+        f"{v1}/meters/{{meter}}/bills": {
+            "post": _op(
+                "make and store a bill from the latest rated slots (body: from, to, bill_date, "
+                "account_type, customer_caused, balance_p); the bill.json shape with its id",
+                "201", _METER, errors="401 403 404 413 422",
+            ),
+            "get": _op("the meter's bills", "200", _METER, errors="401 403 404"),
+        },
+        f"{v1}/meters/{{meter}}/bills/{{id}}": {
+            "get": _op("one bill in the bill.json shape", "200", bill_id, errors="401 403 404"),
+        },
+        f"{v1}/accounts/{{account}}/direct-debit": {
+            "get": _op(
+                "the Direct Debit check (the dd.json shape)", "200",
+                [*account, _q("today", "local date", "date"), _q("balance_p", "pence, credit +"),
+                 _q("payment_p", "pence a month"), _q("last_change", "date", "date"),
+                 _q("supply_start", "date", "date"), _q("last_reading", "date", "date"),
+                 _q("target_weeks", "weeks of credit on 1 April"), _q("meter", "one of several")],
+                errors="401 403 404 422",
+            ),
         },
     }

@@ -56,6 +56,19 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE bump_requests ADD COLUMN body TEXT NOT NULL DEFAULT '';
     CREATE INDEX IF NOT EXISTS readings_meter_start ON readings (meter, start);
     """,
+    # 4: bills (the bill.json document) and the slot lines each bill charged, which are the
+    # "billed" lines of any later re-bill of those slots
+    """
+    CREATE TABLE bills (
+        id {serial}, meter TEXT NOT NULL, period_from TEXT NOT NULL, period_to TEXT NOT NULL,
+        bill_date TEXT NOT NULL, created_at TEXT NOT NULL, payload TEXT NOT NULL);
+    CREATE INDEX bills_meter ON bills (meter, id);
+    CREATE TABLE billed_slots (
+        bill_id BIGINT NOT NULL, meter TEXT NOT NULL, start TEXT NOT NULL,
+        register TEXT NOT NULL, settlement_date TEXT NOT NULL, settlement_period INTEGER NOT NULL,
+        kwh TEXT NOT NULL, band TEXT NOT NULL, unit_rate_p TEXT NOT NULL, cost_p TEXT NOT NULL,
+        PRIMARY KEY (meter, start, register, bill_id));
+    """,
 )
 
 # The few words the two engines spell differently, filled in per dialect.
