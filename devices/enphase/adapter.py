@@ -79,14 +79,15 @@ class EnphaseAdapter:
                         found=str(storage), wanted=str(self._desired))  # fmt: skip
             await self._put(tariff, self._desired)
             storage = self._desired
+        grid_w = meters.grid_with(battery.power_w)
         return InverterState(
             measured_at=self.clock.now(),
             battery_soc_pct=battery.soc_pct,
             battery_capacity_kwh=battery.capacity_kwh,
             battery_w=battery.power_w,
             pv_w=meters.pv_w,
-            grid_w=meters.grid_w,
-            load_w=max(0.0, meters.pv_w + meters.grid_w + battery.power_w),
+            grid_w=grid_w,
+            load_w=max(0.0, meters.pv_w + grid_w + battery.power_w),
             mode=E.mode_of(storage, self._hold_reserve),
             reserve_pct=storage.reserve_pct,
             raw={"meters": meters, "battery": battery, "storage": storage},

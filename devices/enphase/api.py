@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pyenphase.models.acb import EnvoyBatteryAggregate
 from pyenphase.models.encharge import EnvoyEnchargeAggregate, EnvoyEnchargePower
 from pyenphase.models.meters import EnvoyMeterData
 from pyenphase.models.tariff import EnvoyStorageMode, EnvoyStorageSettings
@@ -41,9 +42,17 @@ URL_TARIFF = "/admin/lib/tariff"
 @dataclass(frozen=True, slots=True)
 class Meters:
     pv_w: float
-    grid_w: float  # > 0 importing
-    import_kwh: float
-    export_kwh: float
+    grid_w: float | None  # > 0 importing; None when only the house is metered (see grid_with)
+    import_kwh: float | None
+    export_kwh: float | None
+    house_w: float | None = None  # a total-consumption CT's reading
+
+    def grid_with(self, battery_w: float) -> float:
+        """Grid power: the net CT's, or the house less PV and battery discharge."""
+        if self.grid_w is not None:
+            return self.grid_w
+        assert self.house_w is not None
+        return self.house_w - self.pv_w - battery_w
 
 
 def parse_meters(meters: object, readings: object) -> Meters:
@@ -64,16 +73,22 @@ def parse_meters(meters: object, readings: object) -> Meters:
             by_kind[kinds[r["eid"]]] = EnvoyMeterData.from_api(dict(r), status[r["eid"]])
         except (KeyError, TypeError, ValueError) as exc:
             raise BadPayload(f"enphase meter reading: {exc!r} missing or bad") from None
-    net = by_kind.get("net-consumption")
-    if net is None:
-        raise BadPayload("enphase meters: no enabled net-consumption CT (grid power unknown)")
     prod = by_kind.get("production")
-    return Meters(
-        pv_w=max(0.0, float(prod.active_power)) if prod is not None else 0.0,
-        grid_w=float(net.active_power),
-        import_kwh=net.energy_delivered / 1000.0,
-        export_kwh=net.energy_received / 1000.0,
-    )
+    pv_w = max(0.0, float(prod.active_power)) if prod is not None else 0.0
+    net = by_kind.get("net-consumption")
+    if net is not None:
+        return Meters(pv_w=pv_w, grid_w=float(net.active_power),
+                      import_kwh=net.energy_delivered / 1000.0,
+                      export_kwh=net.energy_received / 1000.0)  # fmt: skip
+    total = by_kind.get("total-consumption")
+    if total is None:
+        raise BadPayload("enphase meters: no enabled net- or total-consumption CT "
+                         "(grid power unknown)")  # fmt: skip
+    # A total-consumption CT (load side) measures the house, not the grid (capture 8.3.5433):
+    # the grid is what the house takes beyond PV and the battery, and there is no grid energy
+    # register, so metering integrates power instead.
+    return Meters(pv_w=pv_w, grid_w=None, import_kwh=None, export_kwh=None,
+                  house_w=float(total.active_power))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,19 +99,32 @@ class Battery:
 
 
 def parse_battery(secctrl: object, power: object) -> Battery:
+    """SoC and capacity of every battery behind the gateway. Where the gateway reports the
+    combined aggregate of IQ Batteries and AC Batteries (``agg_soc``/``Max_energy``, parsed by
+    pyenphase's ``EnvoyBatteryAggregate``; captures 8.2.4382_ACB and 8.3.5169_ACB_inventory),
+    that is used; the IQ-only ``ENC_*`` aggregate left the AC Batteries out. Power is the IQ
+    Batteries' (``/ivp/ensemble/power`` lists no AC Battery); an AC Battery's own power is not
+    read locally here."""
     try:
-        agg = EnvoyEnchargeAggregate.from_api(dict(secctrl))  # type: ignore[call-overload]
+        doc = dict(secctrl)  # type: ignore[call-overload]
         devices = power["devices:"]  # type: ignore[index]  # sic: the gateway's key
         units = [EnvoyEnchargePower.from_api(d) for d in devices]
-    except (KeyError, TypeError, ValueError) as exc:
+        if doc.get("Max_energy", 0) > 0 and "agg_soc" in doc:
+            both = EnvoyBatteryAggregate.from_api(doc)
+            soc, capacity, what = both.state_of_charge, both.max_available_capacity, "agg_soc"
+        else:
+            agg = EnvoyEnchargeAggregate.from_api(doc)
+            soc, capacity, what = agg.state_of_charge, agg.max_available_capacity, "ENC_agg_soc"
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BadPayload(f"enphase battery: {exc!r} missing or bad") from None
-    if not 0 <= agg.state_of_charge <= 100:
-        raise BadPayload(f"enphase battery: ENC_agg_soc {agg.state_of_charge} outside 0..100")
-    if agg.max_available_capacity <= 0:
-        raise BadPayload("enphase battery: Enc_max_available_capacity is not positive")
+    if not 0 <= soc <= 100:
+        raise BadPayload(f"enphase battery: {what} {soc} outside 0..100")
+    if capacity <= 0:
+        raise BadPayload("enphase battery: no battery capacity (Max_energy and "
+                         "Enc_max_available_capacity are 0)")  # fmt: skip
     return Battery(
-        soc_pct=float(agg.state_of_charge),
-        capacity_kwh=agg.max_available_capacity / 1000.0,
+        soc_pct=float(soc),
+        capacity_kwh=capacity / 1000.0,
         power_w=sum(u.real_power_mw for u in units) / 1000.0,
     )
 

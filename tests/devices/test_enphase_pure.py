@@ -31,7 +31,7 @@ def test_meters_signs_and_lifetime_energy():
 
 
 def test_no_net_consumption_ct_is_bad_payload():
-    with pytest.raises(BadPayload, match="net-consumption"):
+    with pytest.raises(BadPayload, match="no enabled net- or total-consumption CT"):
         E.parse_meters(METERS[:1], [reading(1, 2400.0)])
     with pytest.raises(BadPayload, match="actEnergyDlvd"):
         E.parse_meters(METERS, [{"eid": 2, "timestamp": 1}])
