@@ -32,6 +32,36 @@ def _q(name: str, desc: str, fmt: str | None = None) -> dict[str, Any]:
     return {"name": name, "in": "query", "description": desc, "schema": schema}
 
 
+def _web_paths(v1: str) -> dict[str, Any]:
+    """The web page (public; it signs in itself) and the site routes it reads."""
+    site = [{"name": "site", "in": "path", "required": True, "schema": {"type": "string"}}]
+    asset = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
+    err = "401 403 404"
+    return {
+        "/": {"get": {**_op("the web page (HTML)", "200"), "security": []}},
+        "/web/{name}": {
+            "get": {**_op("the page's script and style", "200", asset, errors="404"),
+                    "security": []}
+        },
+        f"{v1}/sites": {
+            "get": _op("sites the token may see, with device health, plan age, failed cycles",
+                       "200", errors="401 403")
+        },
+        f"{v1}/sites/{{site}}": {
+            "get": _op("the site's health, band and prices now, and its devices", "200", site,
+                       errors=err)
+        },
+        f"{v1}/sites/{{site}}/plan": {
+            "get": _op("the next 24 h of the plan, each half-hour with its UK local time",
+                       "200", site, errors=err)
+        },
+        f"{v1}/sites/{{site}}/energy": {
+            "get": _op("today's and yesterday's energy and cost by band (rated slots)", "200",
+                       site, errors=err)
+        },
+    }
+
+
 def document() -> dict[str, Any]:
     v1 = "/api/v1"
     dev_err = "401 403 404"
@@ -67,6 +97,7 @@ def document() -> dict[str, Any]:
             },
             "/metrics": {"get": {**_op("Prometheus text", "200"), "security": []}},
             f"{v1}/openapi.json": {"get": {**_op("this document", "200"), "security": []}},
+            **_web_paths(v1),
             f"{v1}/devices": {"get": _op("devices the token may see", "200", errors="401 403")},
             f"{v1}/devices/{{id}}": {
                 "get": _op("state, age, health, SoC source", "200", _ID, errors=dev_err)

@@ -4,6 +4,7 @@ and what would charging on plug-in have cost instead (rated by the same engine).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, TextIO
@@ -52,7 +53,8 @@ def naive_readings(
     return out
 
 
-def _by_band(rows: list[RatedRow]) -> dict[tuple[str, str], tuple[Decimal, Decimal]]:
+def by_band(rows: Iterable[RatedRow]) -> dict[tuple[str, str], tuple[Decimal, Decimal]]:
+    """kWh and cost summed per (register, band), sorted: the summary's table and the web page's."""
     acc: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
     for r in rows:
         acc[(r.register, r.band)][0] += r.kwh
@@ -95,7 +97,7 @@ async def print_summary(daemon: Daemon, out: TextIO) -> None:
             _ = ev
         p("  energy and cost by register and band (latest rated versions):")
         total = Decimal(0)
-        for (register, band), (kwh, cost) in _by_band(rated).items():
+        for (register, band), (kwh, cost) in by_band(rated).items():
             total += cost
             p(f"    {register:<8} {band:<13} {kwh:>9.2f} kWh  {_pounds(cost):>9}")
         p(f"    {'total':<22} {'':>13}{_pounds(total):>9}")

@@ -1,0 +1,126 @@
+"""The web page in headless Chromium against a real daemon on simulated time: the household's
+view (plan chart, bump charge, preferences), the operator's view, and what another account's
+token may see."""
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.web.conftest import ADMIN, APP, NOBODY, OTHER, sign_in
+
+
+def test_app_token_sees_the_plan_chart_and_a_bump_charge_appears(flexd_web, page):
+    sign_in(page, flexd_web.base, APP)
+    expect(page.get_by_role("heading", name="Site home")).to_be_visible()
+    status, plan = flexd_web.get("/api/v1/sites/home/plan", APP)
+    assert status == 200
+    # The plan runs past tomorrow evening (prices are known to 23:00 tomorrow): the chart shows
+    # exactly 24 hours of it, one price bar per half-hour.
+    assert len(plan["starts"]) == 48
+    bars = page.locator("#plan-svg .price-bar")
+    expect(bars).to_have_count(48)
+    assert bars.first.get_attribute("data-start") == plan["starts"][0]
+    # The spring clock change is in the next 24 hours: the axis marks it, and the half-hour
+    # after 00:30 is 02:00 local time.
+    expect(page.locator("#plan-svg .clock-change")).to_have_count(1)
+    times = [x["time"] for x in plan["local"]]
+    i = times.index("00:30")
+    assert times[i + 1] == "02:00"
+    expect(page.locator("#plan-svg .ready-by")).to_have_count(1)
+    expect(page.locator("#plan-svg .target")).to_have_count(1)
+    # Now: the band and prices, and each device with its health.
+    expect(page.locator("#tariff-now")).to_contain_text("Band now")
+    expect(page.locator('#devices-table tr[data-device="home-charger"]')).to_contain_text(
+        "plugged in"
+    )
+    card = page.locator('.charger[data-device="home-charger"]')
+    # 16:00 on IO Go is outside 23:30-05:30: a bump is billed at peak, and the page says so.
+    expect(card.locator(".peak-warning")).to_be_visible()
+    expect(card.locator(".dispatches .boost")).to_have_count(0)
+    card.get_by_role("button", name="Bump charge").click()
+    expect(card.locator(".bump-msg")).to_contain_text("BOOST until")
+    expect(card.locator(".dispatches .boost").first).to_contain_text("BOOST")
+    status, got = flexd_web.get("/api/v1/devices/home-charger/dispatches", APP)
+    boosts = [d for d in got["dispatches"] if d["type"] == "BOOST"]
+    assert len(boosts) == 1 and boosts[0]["status"] == "planned"
+    # ... and cancel it.
+    cancel = card.get_by_role("button", name="Cancel bump")
+    expect(cancel).to_be_enabled()
+    cancel.click()
+    expect(card.locator(".bump-msg")).to_contain_text("cancelled")
+    expect(cancel).to_be_disabled()
+    status, got = flexd_web.get("/api/v1/devices/home-charger/dispatches", APP)
+    boost = next(d for d in got["dispatches"] if d["type"] == "BOOST")
+    assert boost["end"] < "2026-03-28T18:00:00Z"  # ended early, at the cancel
+    expect(page.locator("#freshness")).to_contain_text("Live: updated")
+
+
+def test_ready_by_changes_and_an_invalid_one_is_refused_next_to_its_field(flexd_web, page):
+    sign_in(page, flexd_web.base, APP)
+    card = page.locator('.charger[data-device="home-charger"]')
+    field = card.get_by_label("Ready by on weekdays")
+    expect(field).to_have_value("07:00")
+    field.fill("06:30")
+    card.get_by_role("button", name="Save preferences").click()
+    expect(card.locator(".prefs-msg")).to_contain_text("Saved")
+    _, prefs = flexd_web.get("/api/v1/devices/home-charger/preferences", APP)
+    assert prefs["weekday_ready_by"] == "06:30"
+
+    field.fill("12:00")  # after 11:00: the API refuses it and names the field
+    card.get_by_role("button", name="Save preferences").click()
+    error = card.locator("#home-charger-weekday_ready_by-error")
+    expect(error).to_have_text("must be between 04:00 and 11:00")
+    expect(field).to_have_attribute("aria-invalid", "true")
+    expect(field).to_be_focused()
+    _, prefs = flexd_web.get("/api/v1/devices/home-charger/preferences", APP)
+    assert prefs["weekday_ready_by"] == "06:30"  # nothing changed
+    # A good value clears the error.
+    field.fill("07:30")
+    card.get_by_role("button", name="Save preferences").click()
+    expect(card.locator(".prefs-msg")).to_contain_text("Saved")
+    expect(error).to_have_text("")
+    expect(field).not_to_have_attribute("aria-invalid", "true")
+
+
+def test_admin_sees_both_sites_and_the_offline_device(flexd_web, page):
+    sign_in(page, flexd_web.base, ADMIN)
+    rows = page.locator("#sites-table tbody tr")
+    expect(rows).to_have_count(2)
+    away = page.locator('#sites-table tr[data-site="away"]')
+    expect(away).to_contain_text("1 offline: away-battery")
+    expect(page.locator('#sites-table tr[data-site="home"] td').nth(2)).to_have_text("0")
+    # Sortable: by site name ascending, then descending.
+    header = page.get_by_role("button", name="Site", exact=True)
+    header.click()
+    expect(rows.first).to_have_attribute("data-site", "away")
+    expect(page.locator('th[data-key="id"]')).to_have_attribute("aria-sort", "ascending")
+    header.click()
+    expect(rows.first).to_have_attribute("data-site", "home")
+    # Each site links to its page.
+    page.get_by_role("link", name="away").click()
+    expect(page.get_by_role("heading", name=re.compile("Site away"))).to_be_visible()
+    expect(page.locator('#devices-table tr[data-device="away-battery"] .health-offline')).to_have_text(
+        "offline"
+    )
+
+
+def test_another_accounts_token_sees_nothing_of_them(flexd_web, page):
+    # An account with no site here: no rows, and the other sites' pages are "not found".
+    sign_in(page, flexd_web.base, NOBODY)
+    expect(page.locator("#no-sites")).to_be_visible()
+    expect(page.locator("#sites-table tbody tr")).to_have_count(0)
+    for site in ("home", "away"):
+        page.goto(f"{flexd_web.base}/#site={site}")
+        expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+        assert flexd_web.get(f"/api/v1/sites/{site}", NOBODY)[0] == 404
+    assert "home-charger" not in page.content() and "away-battery" not in page.content()
+    # The away account sees its own site only, never home's.
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, flexd_web.base, OTHER)
+    expect(page.get_by_role("heading", name="Site away")).to_be_visible()
+    page.goto(f"{flexd_web.base}/#site=home")
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    assert "home-charger" not in page.content()
+    # The token lives in session storage, never in the address.
+    assert OTHER not in page.url
+    assert page.evaluate("sessionStorage.getItem('flexd.token')") == OTHER
