@@ -6,7 +6,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.web.conftest import ADMIN, APP, NOBODY, OTHER, sign_in
+from tests.web.conftest import ADMIN, APP, ARTIFACTS, NOBODY, OTHER, sign_in
 
 
 def test_app_token_sees_the_plan_chart_and_a_bump_charge_appears(flexd_web, page):
@@ -124,3 +124,30 @@ def test_another_accounts_token_sees_nothing_of_them(flexd_web, page):
     # The token lives in session storage, never in the address.
     assert OTHER not in page.url
     assert page.evaluate("sessionStorage.getItem('flexd.token')") == OTHER
+
+
+def test_a_phone_can_sign_in_by_keyboard_and_read_the_page_without_sideways_scrolling(
+    flexd_web, browser
+):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                  has_touch=True)  # fmt: skip
+    page = context.new_page()
+    try:
+        page.goto(flexd_web.base + "/")
+        expect(page.get_by_label("API token")).to_be_visible()
+        page.keyboard.press("Tab")  # the skip link first
+        page.keyboard.press("Tab")  # the home link
+        page.keyboard.press("Tab")
+        expect(page.get_by_label("API token")).to_be_focused()
+        page.keyboard.type(APP)
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", name="Site home")).to_be_visible()
+        expect(page.locator("#plan-svg .price-bar")).to_have_count(48)
+        box = page.locator("#plan-svg").bounding_box()
+        assert box is not None and box["width"] <= 390
+        # Wide tables scroll inside their own box; the page itself never scrolls sideways.
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "phone.png"), full_page=True)
+    finally:
+        context.close()
