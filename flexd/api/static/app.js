@@ -13,7 +13,7 @@
 
   const state = {
     role: null, sites: [], view: null, siteId: null, lastOk: 0, problem: "",
-    sortKey: "offline", sortDir: -1, chargers: new Map(), timer: null, busy: false,
+    sortKey: "offline", sortDir: -1, chargers: new Map(), timer: null, busy: false, again: false,
     daemonNow: null, daemonLocal: null,
   };
 
@@ -118,8 +118,10 @@
   }
 
   async function refresh() {
-    if (!sessionStorage.getItem(KEY) || state.busy) return;
+    if (!sessionStorage.getItem(KEY)) return;
+    if (state.busy) { state.again = true; return; } // once this one ends (e.g. after a bump)
     state.busy = true;
+    state.again = false;
     try {
       if (state.view === "site") await refreshSite(); else await refreshSites();
       state.lastOk = Date.now();
@@ -130,6 +132,7 @@
       state.busy = false;
       tick();
     }
+    if (state.again) await refresh();
   }
 
   function tick() { // the page's own staleness, every second
