@@ -18,7 +18,7 @@ from core.timegrid import LONDON, SLOT, day_bounds, half_hour_start
 from flexd.api.auth import TOKEN
 from flexd.control.plan import Plan
 from flexd.control.runtime import SiteRuntime
-from flexd.report.summary import by_band
+from flexd.report.bands import by_band
 from flexd.service import Service
 from flexd.storage.rows import ts
 

@@ -3,8 +3,6 @@ and what would charging on plug-in have cost instead (rated by the same engine).
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, TextIO
@@ -13,7 +11,7 @@ import rating
 from core.timegrid import SLOT as HALF_HOUR
 from devices.base import ChargerState
 from flexd.energy.integrators import HalfHourAccumulator
-from flexd.storage import RatedRow
+from flexd.report.bands import by_band
 
 if TYPE_CHECKING:
     from flexd.daemon import Daemon
@@ -51,15 +49,6 @@ def naive_readings(
         else:
             out.append(r)
     return out
-
-
-def by_band(rows: Iterable[RatedRow]) -> dict[tuple[str, str], tuple[Decimal, Decimal]]:
-    """kWh and cost summed per (register, band), sorted: the summary's table and the web page's."""
-    acc: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
-    for r in rows:
-        acc[(r.register, r.band)][0] += r.kwh
-        acc[(r.register, r.band)][1] += r.cost_p
-    return {k: (v[0], v[1]) for k, v in sorted(acc.items())}
 
 
 async def print_summary(daemon: Daemon, out: TextIO) -> None:

@@ -172,6 +172,7 @@ def test_the_page_says_it_is_stale_when_flexd_stops_answering(flexd_web, page):
     expect(freshness).to_contain_text("Stale: last update")
     expect(freshness).to_contain_text("cannot reach flexd")
     expect(freshness).to_have_class(re.compile("stale"))
+    expect(page.get_by_role("status").filter(has_text="The page is stale")).to_have_count(1)
     page.unroute("**/api/v1/**")
     page.clock.fast_forward(5_000)
     expect(freshness).to_contain_text("Live: updated")

@@ -140,6 +140,11 @@
     if (!state.role) { el.textContent = ""; return; }
     const age = state.lastOk ? (Date.now() - state.lastOk) / 1000 : null;
     const stale = age === null || age * 1000 > STALE_MS;
+    if (stale !== el.classList.contains("stale") && state.lastOk) {
+      // announced once per change, not every second (a screen reader would repeat it)
+      $("#freshness-change").textContent = stale ? "The page is stale: flexd is not answering."
+        : "The page is live again.";
+    }
     el.classList.toggle("stale", stale);
     const daemon = state.daemonLocal ? ` · daemon time ${state.daemonLocal.time} UK` : "";
     el.textContent = (stale ? `Stale: last update ${ago(age)} ago` : `Live: updated ${ago(age)} ago`)
