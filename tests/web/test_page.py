@@ -37,6 +37,7 @@ def test_app_token_sees_the_plan_chart_and_a_bump_charge_appears(flexd_web, page
     card = page.locator('.charger[data-device="home-charger"]')
     # 16:00 on IO Go is outside 23:30-05:30: a bump is billed at peak, and the page says so.
     expect(card.locator(".peak-warning")).to_be_visible()
+    expect(card.locator(".peak-warning")).to_contain_text("billed at the peak rate")
     expect(card.locator(".dispatches .boost")).to_have_count(0)
     with page.expect_request(lambda r: r.method == "POST" and "bump-charge" in r.url) as sent:
         card.get_by_role("button", name="Bump charge").click()
@@ -176,3 +177,20 @@ def test_the_page_says_it_is_stale_when_flexd_stops_answering(flexd_web, page):
     page.unroute("**/api/v1/**")
     page.clock.fast_forward(5_000)
     expect(freshness).to_contain_text("Live: updated")
+
+
+def test_no_peak_warning_for_a_bump_inside_the_off_peak_window(flexd_web, page):
+    # The daemon's clock reads 16:xx; the page is shown the real answer with the UK time moved
+    # into 23:30-05:30, where IO Go bills a bump at the off-peak rate.
+    def night(route):
+        answer = route.fetch()
+        doc = answer.json()
+        doc["now_local"]["time"] = "23:45"
+        route.fulfill(response=answer, json=doc)
+
+    page.route("**/api/v1/sites/home", night)
+    sign_in(page, flexd_web.base, APP)
+    card = page.locator('.charger[data-device="home-charger"]')
+    expect(card.get_by_role("button", name="Bump charge")).to_be_visible()
+    expect(page.locator("#freshness")).to_contain_text("daemon time 23:45 UK")
+    expect(card.locator(".peak-warning")).to_be_hidden()

@@ -200,12 +200,12 @@
     if (!site.ok || !plan.ok || !energy.ok) throw new Error("site");
     state.daemonNow = site.body.now;
     state.daemonLocal = site.body.now_local;
+    show("site"); // first: the chart sizes itself to its box
     renderNow(site.body);
     renderPlan(plan.body);
     renderEnergy(energy.body);
     const chargers = site.body.devices.filter((d) => d.kind === "charger");
     await Promise.all(chargers.map((d) => renderCharger(site.body, d)));
-    show("site");
   }
 
   function renderNow(doc) {
@@ -257,12 +257,15 @@
     const made = p.plan_made_at ? `made ${ago((Date.parse(p.now) - Date.parse(p.plan_made_at)) / 1000)} ago` : "no plan yet";
     $("#plan-meta").textContent = n ? `${n} half-hours from ${p.local[0].time} UK; plan ${made} (${p.status}).` : `No plan yet.`;
     if (!n) { box.replaceChildren(); return; }
-    const W = 960, L = 48, R = 12, H = 390;
+    // A phone gets a narrower drawing (so bars and labels are not shrunk to nothing).
+    const narrow = box.clientWidth > 0 && box.clientWidth < 700;
+    const W = narrow ? 560 : 960, L = 48, R = 12, H = narrow ? 404 : 390;
     const P = { top: 18, h: 90 }, E = { top: 140, h: 120 }, S = { top: 290, h: 70 };
     const sw = (W - L - R) / n;
     const t0 = Date.parse(p.starts[0]);
     const xAt = (iso) => L + Math.max(0, Math.min(n, (Date.parse(iso) - t0) / 1800000)) * sw;
-    const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-labelledby": "plan-title plan-desc", id: "plan-svg" });
+    const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-labelledby": "plan-title plan-desc", id: "plan-svg",
+      class: narrow ? "narrow" : "wide" });
     svg.append(s("title", { id: "plan-title" }, "Plan for the next 24 hours"));
     const evIds = Object.keys(p.evs);
     // shading: dispatches behind everything
@@ -332,7 +335,7 @@
       line(e.soc_kwh, e.capacity_kwh, COLORS.evSoc, "ev-soc");
       svg.append(s("line", { x1: L, x2: W - R, y1: sy(e.target_soc_pct), y2: sy(e.target_soc_pct), stroke: COLORS.target,
         "stroke-dasharray": "6 3", class: "target" }));
-      svg.append(s("text", { x: W - R - 80, y: sy(e.target_soc_pct) - 3, fill: COLORS.target }, `target ${fmt(e.target_soc_pct, 0)}%`));
+      svg.append(s("text", { x: W - R - (narrow ? 110 : 80), y: sy(e.target_soc_pct) - 3, fill: COLORS.target }, `target ${fmt(e.target_soc_pct, 0)}%`));
       const rx = xAt(e.ready_by);
       if (Date.parse(e.ready_by) <= t0 + n * 1800000) {
         svg.append(s("line", { x1: rx, x2: rx, y1: P.top - 10, y2: S.top + S.h, stroke: COLORS.target, "stroke-width": 2, class: "ready-by" }));
@@ -340,6 +343,7 @@
       }
     }
     // the time axis in UK local time, with the date at midnight and any clock change marked
+    let lastTick = -Infinity;
     for (let i = 0; i < n; i++) {
       const loc = p.local[i], x = L + i * sw;
       const prev = i ? p.local[i - 1] : null;
@@ -348,10 +352,13 @@
         svg.append(s("text", { x: x + 2, y: E.top - 4, fill: "#b35c00", class: "clock-change" }, `clocks change (${loc.offset === "+0100" ? "BST" : "GMT"})`));
       }
       const hour = Number(loc.time.slice(0, 2));
-      if (loc.time.endsWith(":00") && hour % 3 === 0) {
+      if (loc.time.endsWith(":00") && hour % 3 === 0 && x - lastTick >= (narrow ? 56 : 40)) {
+        lastTick = x; // a short night (the spring change) would put two labels on each other
         svg.append(s("line", { x1: x, x2: x, y1: S.top + S.h, y2: S.top + S.h + 4, stroke: "#333" }));
-        svg.append(s("text", { x: x - 14, y: S.top + S.h + 16, class: "tick" }, loc.time));
-        if (loc.time === "00:00") svg.append(s("text", { x: x - 14, y: S.top + S.h + 28 }, loc.date.slice(5)));
+        svg.append(s("text", { x, y: S.top + S.h + (narrow ? 18 : 16), "text-anchor": "middle", class: "tick" }, loc.time));
+        if (loc.time === "00:00") {
+          svg.append(s("text", { x, y: S.top + S.h + (narrow ? 36 : 28), "text-anchor": "middle" }, loc.date.slice(5)));
+        }
       }
     }
     const desc = `${n} half-hours. Import price ${fmt(Math.min(...p.import_price_p), 1)} to ${fmt(Math.max(...p.import_price_p), 1)} p/kWh. `
