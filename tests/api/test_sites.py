@@ -177,3 +177,20 @@ def test_flexd_demo_prints_the_page_url(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     lines = [x for x in out.stdout.splitlines() if x.startswith("web page: ")]
     assert len(lines) == 1 and lines[0].startswith("web page: http://127.0.0.1:"), out.stdout[:500]
+
+
+async def test_every_site_answer_has_the_shape_the_openapi_document_gives(api):
+    import jsonschema
+
+    http, service = api
+    doc = await (await http.get("/api/v1/openapi.json")).json()
+    service.sites["home"].plan = _plan(NOW, 60)
+    for path, concrete in (("/api/v1/sites", "/api/v1/sites"),
+                           ("/api/v1/sites/{site}", "/api/v1/sites/home"),
+                           ("/api/v1/sites/{site}/plan", "/api/v1/sites/home/plan"),
+                           ("/api/v1/sites/{site}/plan", "/api/v1/sites/away/plan"),  # no plan
+                           ("/api/v1/sites/{site}/energy", "/api/v1/sites/home/energy")):  # fmt: skip
+        schema = doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        r = await http.get(concrete, headers=auth(ADMIN))
+        assert r.status == 200, concrete
+        jsonschema.validate(await r.json(), schema)
