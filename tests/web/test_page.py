@@ -106,6 +106,10 @@ def test_admin_sees_both_sites_and_the_offline_device(flexd_web, page):
     expect(page.locator('th[data-key="id"]')).to_have_attribute("aria-sort", "ascending")
     header.click()
     expect(rows.first).to_have_attribute("data-site", "home")
+    # ... by keyboard too.
+    page.get_by_role("button", name="Failed cycles").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator('th[data-key="failed_cycles"]')).to_have_attribute("aria-sort", "ascending")
     # Each site links to its page.
     page.get_by_role("link", name="away").click()
     expect(page.get_by_role("heading", name=re.compile("Site away"))).to_be_visible()
@@ -194,3 +198,40 @@ def test_no_peak_warning_for_a_bump_inside_the_off_peak_window(flexd_web, page):
     expect(card.get_by_role("button", name="Bump charge")).to_be_visible()
     expect(page.locator("#freshness")).to_contain_text("daemon time 23:45 UK")
     expect(card.locator(".peak-warning")).to_be_hidden()
+
+
+# WCAG relative-luminance contrast of each element's text against the first opaque background
+# behind it (the page has no background images).
+CONTRAST_JS = r"""
+(sel) => {
+  const lum = (c) => {
+    const [r, g, b] = c.match(/[\d.]+/g).slice(0, 3).map((v) => {
+      const x = Number(v) / 255;
+      return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const opaque = (c) => !/rgba\(.*,\s*0\)$/.test(c) && c !== "transparent";
+  return [...document.querySelectorAll(sel)].filter((el) => el.offsetParent !== null
+      && el.textContent.trim() && !el.disabled).map((el) => {
+    let bg = el;
+    while (bg && !opaque(getComputedStyle(bg).backgroundColor)) bg = bg.parentElement;
+    const fg = lum(getComputedStyle(el).color);
+    const back = lum(bg ? getComputedStyle(bg).backgroundColor : "rgb(255,255,255)");
+    const ratio = (Math.max(fg, back) + 0.05) / (Math.min(fg, back) + 0.05);
+    return [el.tagName + "." + el.className, Math.round(ratio * 100) / 100];
+  });
+}
+"""
+
+
+def test_text_contrast_is_at_least_4_5_to_1(flexd_web, page):
+    sign_in(page, flexd_web.base, APP)
+    expect(page.locator("#plan-svg .price-bar")).to_have_count(48)
+    sel = ("p, dt, dd, th, td, li, label, button, a, h2, h3, h4, summary, "
+           "#freshness, .warn, .help, .error")  # fmt: skip
+    ratios = page.evaluate(CONTRAST_JS, sel)
+    assert len(ratios) > 40  # it measured the page, not nothing
+    assert all(isinstance(r, float | int) and r == r for _, r in ratios), ratios  # no NaN
+    low = [(what, r) for what, r in ratios if not r >= 4.5]
+    assert low == [], low
