@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import expect
@@ -131,11 +132,12 @@ class DaemonThread:
     def take_offline(self, site: str) -> None:
         """Make a site's simulated battery refuse and ignore every connection (its simulator's
         fault switches): the daemon then marks it offline."""
-        d = self.daemon
+        d: Any = self.daemon  # the simulation's hooks are typed as the DeviceHooks protocol
         assert d is not None
         world = d.backends.hooks.sim_sites[site].world
         sims = [getattr(c, "__self__", None) for c in d.backends._closers]
-        sim = next(s for s in sims if getattr(s, "world", None) is world and hasattr(s, "faults"))
+        sim: Any = next(s for s in sims if getattr(s, "world", None) is world
+                        and hasattr(s, "faults"))  # fmt: skip
         sim.faults.refuse_connections = True
         sim.faults.hang = True
 
