@@ -39,6 +39,21 @@ def default_sim_start(now: datetime) -> datetime:
     return datetime.combine(local.date(), time(12), tzinfo=LONDON).astimezone(UTC)
 
 
+def page_url(config: Config, port: int) -> str:
+    """Where the web page is: the API's address (loopback when it listens on every address)."""
+    api = config.api
+    host = "127.0.0.1" if api.host in ("0.0.0.0", "::", "") else api.host
+    host = f"[{host}]" if ":" in host else host
+    scheme = "https" if api.tls_cert is not None else "http"
+    return f"{scheme}://{host}:{port}/"
+
+
+async def _print_page_url(daemon: Daemon) -> None:
+    if daemon.api_port is not None:
+        print(f"web page: {page_url(daemon.config, daemon.api_port)}  (sign in with an API "
+              "token; the demo's are demo-app-token and demo-admin-token)", flush=True)
+
+
 async def run_daemon(
     config: Config,
     *,
@@ -49,6 +64,7 @@ async def run_daemon(
     fresh_database: bool = False,
     api_port: int | None = None,
     summary: bool = False,
+    announce_page: bool = False,
 ) -> int:
     logs.configure(config.log_format)
     log = structlog.get_logger("flexd")
@@ -91,7 +107,7 @@ async def run_daemon(
         log.info("starting", sites=len(config.sites), simulate=simulate,
                  start=clock.now().isoformat(), database=storage.where)  # fmt: skip
         try:
-            await daemon.run()
+            await daemon.run(on_started=_print_page_url if announce_page else None)
         except (OSError, ssl.SSLError) as exc:  # the API's address or certificate
             print(f"flexd: start-up failed: {type(exc).__name__}: {exc}".splitlines()[0],
                   file=sys.stderr)  # fmt: skip

@@ -93,6 +93,14 @@ class Service:
         self.prices_known_until: datetime | None = None
         self._bump_locks: dict[str, asyncio.Lock] = {}
         self.bills = BillDesk(storage, clock, sites)  # the billing role's bills and DD check
+        # The band and prices of the half-hour now, per site, as each loop last published them
+        # (the loops own the price book; the facade only hears their "tariff" events).
+        self.tariff_now: dict[str, dict[str, Any]] = {}
+        self.events.subscribe(self._remember_tariff)
+
+    async def _remember_tariff(self, event: Event) -> None:
+        if event.kind == "tariff":
+            self.tariff_now[event.site] = dict(event.payload)
 
     @property
     def listeners(self) -> list[Listener]:
@@ -111,6 +119,13 @@ class Service:
             if device_id in site.devices:
                 return site.devices[device_id]
         raise NotFound(f"device {device_id}")
+
+    def site(self, site_id: str, account: str | None = None) -> SiteRuntime:
+        """A site by id; with ``account``, only that account's (another's is "not found")."""
+        site = self.sites.get(site_id)
+        if site is None or (account is not None and site.config.account != account):
+            raise NotFound(f"site {site_id}")
+        return site
 
     def site_of(self, device_id: str) -> SiteRuntime:
         return self.sites[self.device(device_id).site_id]

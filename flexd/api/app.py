@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from flexd.api import billing, bills
+from flexd.api import billing, bills, page, sites
 from flexd.api.auth import TOKEN, authenticate, may_use_device
 from flexd.api.errors import error
 from flexd.api.openapi import document
@@ -60,7 +60,7 @@ async def errors_mw(request: web.Request, handler: Handler) -> web.StreamRespons
 
 @web.middleware
 async def auth_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in PUBLIC:
+    if request.path in PUBLIC or page.is_public(request.path):
         return await handler(request)
     token = authenticate(request.headers.get("Authorization"), request.app[CONFIG].tokens)
     if token is None:
@@ -202,6 +202,8 @@ def build_app(service: Service, config: ApiConfig) -> web.Application:
     app.router.add_get(f"{v1}/devices/{{id}}/dispatches", list_dispatches)
     app.router.add_routes(billing.routes(SERVICE))
     app.router.add_routes(bills.routes(SERVICE))
+    app.router.add_routes(sites.routes(SERVICE))
+    app.router.add_routes(page.routes())
     return app
 
 

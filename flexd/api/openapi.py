@@ -32,6 +32,76 @@ def _q(name: str, desc: str, fmt: str | None = None) -> dict[str, Any]:
     return {"name": name, "in": "query", "description": desc, "schema": schema}
 
 
+def _obj(required: dict[str, Any]) -> dict[str, Any]:
+    """An object schema whose listed properties are all required (others may follow)."""
+    return {"type": "object", "required": list(required), "properties": required}
+
+
+_STR, _NUM, _INT = {"type": "string"}, {"type": "number"}, {"type": "integer"}
+_NSTR, _NNUM = {"type": ["string", "null"]}, {"type": ["number", "null"]}
+_LOCAL = _obj({"time": _STR, "date": _STR, "offset": _STR})
+_SUMMARY = _obj({
+    "id": _STR, "account": _STR, "tariff": _STR, "devices": _INT, "online": _INT, "stale": _INT,
+    "offline": _INT, "unknown": _INT, "stale_devices": {"type": "array", "items": _STR},
+    "offline_devices": {"type": "array", "items": _STR}, "plan_made_at": _NSTR,
+    "plan_age_s": _NNUM, "failed_cycles": _INT,
+})  # fmt: skip
+_SERIES = {"type": "array", "items": _NUM}
+
+
+def _json_op(summary: str, schema: dict[str, Any], params: list[dict[str, Any]], errors: str
+             ) -> dict[str, Any]:  # fmt: skip
+    doc = _op(summary, "200", params, errors=errors)
+    doc["responses"]["200"]["content"] = {"application/json": {"schema": schema}}
+    return doc
+
+
+def _web_paths(v1: str) -> dict[str, Any]:
+    """The web page (public; it signs in itself) and the site routes it reads, with the shapes
+    the page relies on (the schemathesis test checks every answer against them)."""
+    site = [{"name": "site", "in": "path", "required": True, "schema": {"type": "string"}}]
+    asset = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
+    err = "401 403 404"
+    sites = _obj({"now": _STR, "role": _STR, "sites": {"type": "array", "items": _SUMMARY}})
+    now = _obj({"now": _STR, "now_local": _LOCAL, "site": _SUMMARY,
+                "tariff_now": {"type": ["object", "null"]},
+                "devices": {"type": "array", "items": {"type": "object"}}})  # fmt: skip
+    plan = _obj({"site": _STR, "now": _STR, "plan_made_at": _NSTR, "slot_minutes": _INT,
+                 "starts": {"type": "array", "items": _STR},
+                 "local": {"type": "array", "items": _LOCAL},
+                 "evs": {"type": "object"}})  # fmt: skip
+    plan["properties"] |= {k: _SERIES for k in (
+        "import_price_p", "export_price_p", "grid_import_kwh", "grid_export_kwh",
+        "battery_charge_kwh", "battery_discharge_kwh")}  # fmt: skip
+    band = _obj({"register": _STR, "band": _STR, "kwh": _STR, "cost_p": _STR})
+    day = _obj({"date": _STR, "slots": _INT, "bands": {"type": "array", "items": band},
+                "total_cost_p": _STR})  # fmt: skip
+    energy = _obj({"site": _STR, "meter": _STR, "days": {"type": "array", "items": day}})
+    return {
+        "/": {"get": {**_op("the web page (HTML)", "200"), "security": []}},
+        "/web/{name}": {
+            "get": {**_op("the page's script and style", "200", asset, errors="404"),
+                    "security": []}
+        },
+        f"{v1}/sites": {
+            "get": _json_op("sites the token may see, with device health, plan age, failed "
+                            "cycles", sites, [], "401 403")
+        },
+        f"{v1}/sites/{{site}}": {
+            "get": _json_op("the site's health, band and prices now, and its devices", now,
+                            site, err)
+        },
+        f"{v1}/sites/{{site}}/plan": {
+            "get": _json_op("the next 24 h of the plan, each half-hour with its UK local time",
+                            plan, site, err)
+        },
+        f"{v1}/sites/{{site}}/energy": {
+            "get": _json_op("today's and yesterday's energy and cost by band (rated slots)",
+                            energy, site, err)
+        },
+    }
+
+
 def document() -> dict[str, Any]:
     v1 = "/api/v1"
     dev_err = "401 403 404"
@@ -67,6 +137,7 @@ def document() -> dict[str, Any]:
             },
             "/metrics": {"get": {**_op("Prometheus text", "200"), "security": []}},
             f"{v1}/openapi.json": {"get": {**_op("this document", "200"), "security": []}},
+            **_web_paths(v1),
             f"{v1}/devices": {"get": _op("devices the token may see", "200", errors="401 403")},
             f"{v1}/devices/{{id}}": {
                 "get": _op("state, age, health, SoC source", "200", _ID, errors=dev_err)

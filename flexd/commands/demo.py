@@ -33,4 +33,5 @@ def run(args: argparse.Namespace) -> int:
         fresh_database=args.database is None,
         api_port=args.api_port,
         summary=True,
+        announce_page=True,
     )

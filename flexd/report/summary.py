@@ -3,7 +3,6 @@ and what would charging on plug-in have cost instead (rated by the same engine).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, TextIO
@@ -12,7 +11,7 @@ import rating
 from core.timegrid import SLOT as HALF_HOUR
 from devices.base import ChargerState
 from flexd.energy.integrators import HalfHourAccumulator
-from flexd.storage import RatedRow
+from flexd.report.bands import by_band
 
 if TYPE_CHECKING:
     from flexd.daemon import Daemon
@@ -52,14 +51,6 @@ def naive_readings(
     return out
 
 
-def _by_band(rows: list[RatedRow]) -> dict[tuple[str, str], tuple[Decimal, Decimal]]:
-    acc: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
-    for r in rows:
-        acc[(r.register, r.band)][0] += r.kwh
-        acc[(r.register, r.band)][1] += r.cost_p
-    return {k: (v[0], v[1]) for k, v in sorted(acc.items())}
-
-
 async def print_summary(daemon: Daemon, out: TextIO) -> None:
     storage = daemon.storage
     now = daemon.clock.now()
@@ -95,7 +86,7 @@ async def print_summary(daemon: Daemon, out: TextIO) -> None:
             _ = ev
         p("  energy and cost by register and band (latest rated versions):")
         total = Decimal(0)
-        for (register, band), (kwh, cost) in _by_band(rated).items():
+        for (register, band), (kwh, cost) in by_band(rated).items():
             total += cost
             p(f"    {register:<8} {band:<13} {kwh:>9.2f} kWh  {_pounds(cost):>9}")
         p(f"    {'total':<22} {'':>13}{_pounds(total):>9}")
