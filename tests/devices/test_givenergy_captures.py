@@ -2,6 +2,7 @@
 follows the model (the AIO's ~307 V pack read 6x too small at 51.2 V), AC-coupled units' house
 balance comes from grid + battery, and EMS, Gateway and three-phase plants are refused by name."""
 
+import contextlib
 from datetime import UTC, datetime
 
 import pytest
@@ -71,28 +72,28 @@ def test_plants_flexd_does_not_drive_are_refused_by_name(extval, capture, words)
     assert "0 Ah" not in str(err.value)
 
 
-async def test_the_adapter_reads_the_aio_capture_over_the_wire(extval):
+@contextlib.asynccontextmanager
+async def replayed(extval, capture):
+    """The real adapter reading a capture's banks over a loopback socket."""
     clock = ManualClock(datetime(2026, 5, 29, 7, 55, tzinfo=UTC))
-    sim = Replay(banks(extval, "aio_arm612_5min.log"), clock)
+    sim = Replay(banks(extval, capture), clock)
     port = await sim.start()
     adapter = GivEnergyAdapter("127.0.0.1", port, clock, timeout_s=2, frame_gap_s=0)
     try:
+        yield sim, adapter
+    finally:
+        await adapter.close()
+        await sim.stop()
+
+
+async def test_the_adapter_reads_the_aio_capture_over_the_wire(extval):
+    async with replayed(extval, "aio_arm612_5min.log") as (sim, adapter):
         state = await adapter.read_state()
         assert state.battery_capacity_kwh == pytest.approx(15.964)
         assert state.battery_soc_pct == sim.input_registers()[R.IR_BATTERY_SOC]
-    finally:
-        await adapter.close()
-        await sim.stop()
 
 
 async def test_the_adapter_refuses_an_ems_over_the_wire(extval):
-    clock = ManualClock(datetime(2026, 5, 29, 7, 55, tzinfo=UTC))
-    sim = Replay(banks(extval, "ems_arm1036_60s.log"), clock)
-    port = await sim.start()
-    adapter = GivEnergyAdapter("127.0.0.1", port, clock, timeout_s=2, frame_gap_s=0)
-    try:
+    async with replayed(extval, "ems_arm1036_60s.log") as (_sim, adapter):
         with pytest.raises(NotSupported, match="EMS"):
             await adapter.read_state()
-    finally:
-        await adapter.close()
-        await sim.stop()
