@@ -23,6 +23,7 @@ from devices.base import (
     CommandResult,
     InverterCommand,
     InverterState,
+    SetReserve,
     StopCharging,
     battery_modes,
 )
@@ -57,6 +58,7 @@ class SiteState:
     sent: dict[str, tuple[object, str | None]] = field(default_factory=dict)
     sent_at: dict[str, datetime] = field(default_factory=dict)
     refused: dict[str, int] = field(default_factory=dict)  # commands not honoured in a row
+    reserve_sent_at: dict[str, datetime] = field(default_factory=dict)
     cycles: int = 0
     last_cycle_s: float = 0.0  # real seconds the last cycle took
     last_replan_latency_s: float | None = None  # real seconds from request to stored plan
@@ -166,6 +168,7 @@ class SiteLoop:
                 trigger = "prices" if "prices" in reasons else min(reasons)
                 metrics.replan_latency.observe(latency, trigger=trigger)
         sent, not_honoured = await self._dispatch(now)
+        await self._keep_reserve(now)
         self.state.cycles += 1
         metrics.control_cycles.inc(site=self.site.config.id)
         await self._publish_tariff_now(now)
@@ -280,6 +283,38 @@ class SiteLoop:
             if result is not None and not result.honoured:
                 not_honoured += 1
         return sent, not_honoured
+
+    async def _keep_reserve(self, now: datetime) -> None:
+        """Make the site's reserve the inverter's own floor. The planner never plans below it,
+        but a battery exporting at full power keeps going until the next cycle, and a cycle can
+        be late (or flexd can stop): only the inverter's reserve stops it at the floor then. The
+        reserve is only ever raised to the site's, never lowered (an owner's higher one and a
+        hold at a higher SoC stay), and at most once per resend interval per device."""
+        floor = float(self.site.config.reserve_pct)
+        for dev in self.site.devices.values():
+            st = dev.state
+            if dev.kind != "inverter" or dev.adapter is None or not dev.usable(now):
+                continue
+            if not isinstance(st, InverterState) or st.reserve_pct >= floor - 0.5:
+                continue
+            last = self.state.reserve_sent_at.get(dev.id)
+            if last is not None and now - last < self.RESEND_EVERY:
+                continue
+            self.state.reserve_sent_at[dev.id] = now
+            try:
+                result: CommandResult = await with_timeout(
+                    dev.adapter.apply(SetReserve(floor)),  # type: ignore[arg-type]
+                    dev.config.timeout_s * 3, f"{dev.id} reserve",
+                )  # fmt: skip
+            except DeviceError as exc:
+                self.metrics.commands_sent.inc(device=dev.id, command="SetReserve",
+                                               outcome="error")  # fmt: skip
+                self.log.warning("reserve_failed", device=dev.id, error=str(exc))
+                continue
+            self.metrics.commands_sent.inc(device=dev.id, command="SetReserve", outcome="ok")
+            if not result.honoured:
+                self.metrics.commands_not_honoured.inc(device=dev.id, command="SetReserve")
+                self.log.warning("reserve_not_honoured", device=dev.id, detail=result.detail)
 
     async def _charger_command(
         self, dev: DeviceRuntime, now: datetime, plan: Plan
