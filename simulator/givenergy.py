@@ -29,6 +29,7 @@ from givenergy_modbus.pdu.read_registers import ReadRegistersResponse
 from core.clock import Clock, SystemClock
 from devices.base import BatteryMode
 from devices.givenergy import registers as R
+from simulator.ascii_registers import ascii_registers
 from simulator.faults import Faults
 from simulator.serve import serve_until_interrupted
 from simulator.world import ScheduledMode, SiteWorld
@@ -75,12 +76,6 @@ def _windows(
     if end <= start:
         return []
     return [ScheduledMode(start.astimezone(UTC), end.astimezone(UTC), mode, power_w)]
-
-
-def ascii_registers(text: str, count: int) -> list[int]:
-    """``text`` as GivEnergy sends identifiers: two ASCII bytes per register, high byte first."""
-    raw = text.encode("ascii").ljust(2 * count, b"\x00")[: 2 * count]
-    return [raw[2 * i] << 8 | raw[2 * i + 1] for i in range(count)]
 
 
 def _u16(v: float) -> int:
