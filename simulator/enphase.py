@@ -8,6 +8,13 @@ self-use with the reserve as the floor. Faults: refuse_connections, hang, malfor
 expire_token (401 to the token), ignore_commands (the PUT is answered, nothing changes) and
 revert_after_s (the Enphase cloud puts back the previous storage settings that many simulated
 seconds after a local change).
+
+It also answers what pyenphase reads to take it for a gateway: ``/info`` (XML, no token, as on
+every gateway: serial, part number, firmware, metered), ``/auth/check_jwt`` (sets the session
+cookie), the production reports (``/production.json``, ``/api/v1/production``, the
+microinverters at ``/api/v1/production/inverters``) and the inventories (``/inventory.json``,
+``/ivp/ensemble/inventory`` with the IQ Battery). The world keeps no per-day totals, so the
+"today" and "last seven days" counters read 0; lifetime counters run from the world's start.
 """
 
 from __future__ import annotations
@@ -31,6 +38,16 @@ from simulator.world import Battery, SiteWorld
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PROD_EID, NET_EID = 704643328, 704643584
+# Identity: an IQ Combiner's gateway (part number 800-00654) on firmware 8, metered.
+PART_NUMBER = "800-00654-r08"
+FIRMWARE = "D8.2.4382"
+BATTERY_SERIAL = "482212345678"
+BATTERY_PART_NUMBER = "830-01760-r37"
+MICROINVERTERS = 12  # IQ8A microinverters (366 W peak output each) behind the production CT
+MICRO_SERIAL_BASE = 122130000000
+MICRO_PART_NUMBER = "800-01391-r02"
+MICRO_MAX_W = 366
+UNAUTHENTICATED = frozenset({"/info"})
 
 
 def enphase_battery() -> Battery:
@@ -80,6 +97,13 @@ class EnphaseSimulator:
         r.add_get("/ivp/ensemble/power", self._power)
         r.add_get("/admin/lib/tariff", self._get_tariff)
         r.add_put("/admin/lib/tariff", self._put_tariff)
+        r.add_get("/info", self._info)
+        r.add_get("/auth/check_jwt", self._check_jwt)
+        r.add_get("/production.json", self._production_json)
+        r.add_get("/api/v1/production", self._production_v1)
+        r.add_get("/api/v1/production/inverters", self._microinverters)
+        r.add_get("/inventory.json", self._inventory)
+        r.add_get("/ivp/ensemble/inventory", self._ensemble_inventory)
         self._apply()
 
     async def start(self, port: int = 0) -> int:
@@ -119,6 +143,8 @@ class EnphaseSimulator:
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in UNAUTHENTICATED:
+            return await handler(request)
         bearer = request.headers.get("Authorization") == f"Bearer {self.token}"
         if self.faults.expire_token or not bearer:
             return web.Response(status=401, text="Unauthorized")
@@ -165,6 +191,105 @@ class EnphaseSimulator:
                                          "real_power_mw": round(s.battery_w * 1000),
                                          "apparent_power_mva": round(abs(s.battery_w) * 1000),
                                          "soc": round(s.battery_soc_pct)}]})  # fmt: skip
+
+    # --- identity, production and inventory (what pyenphase probes) ---------------------------
+
+    async def _info(self, request: web.Request) -> web.StreamResponse:
+        ts = int(self.world.clock.now().timestamp())
+        xml = (
+            '<?xml version="1.0" encoding="UTF-8"?><envoy_info>'
+            f"<time>{ts}</time><device><sn>{self.serial}</sn><pn>{PART_NUMBER}</pn>"
+            f"<software>{FIRMWARE}</software><euaid>4c8675</euaid><seqnum>0</seqnum>"
+            "<apiver>1</apiver><imeter>true</imeter></device>"
+            "<web-tokens>true</web-tokens></envoy_info>"
+        )  # fmt: skip
+        return web.Response(text=xml, content_type="application/xml")
+
+    async def _check_jwt(self, request: web.Request) -> web.StreamResponse:
+        resp = web.Response(text="<!DOCTYPE html><h2>Valid token.</h2>\n", content_type="text/html")
+        resp.set_cookie("sessionId", f"sim-session-{self.puts}", secure=True, httponly=True)
+        return resp
+
+    def _eim(self, measurement: str, ts: int, w_now: float, wh_lifetime: float) -> dict[str, Any]:
+        return {
+            "type": "eim", "activeCount": 1, "measurementType": measurement, "readingTime": ts,
+            "wNow": w_now, "whLifetime": wh_lifetime, "varhLeadLifetime": 0.0,
+            "varhLagLifetime": 0.0, "vahLifetime": wh_lifetime, "rmsCurrent": abs(w_now) / 240.1,
+            "rmsVoltage": 240.1, "reactPwr": 0.0, "apprntPwr": abs(w_now), "pwrFactor": 0.99,
+            "whToday": 0.0, "whLastSevenDays": 0.0, "vahToday": 0.0, "varhLeadToday": 0.0,
+            "varhLagToday": 0.0, "lines": [],
+        }  # fmt: skip
+
+    async def _production_json(self, request: web.Request) -> web.StreamResponse:
+        s = self.world.snapshot()
+        ts = int(s.at.timestamp())
+        net_wh = (s.import_kwh - s.export_kwh) * 1000
+        return self._json({
+            "production": [
+                {"type": "inverters", "activeCount": MICROINVERTERS, "readingTime": ts,
+                 "wNow": round(s.pv_w), "whLifetime": round(s.pv_kwh * 1000)},
+                self._eim("production", ts, s.pv_w, s.pv_kwh * 1000),
+            ],
+            "consumption": [
+                self._eim("total-consumption", ts, s.load_w, s.load_kwh * 1000),
+                self._eim("net-consumption", ts, s.grid_w, net_wh),
+            ],
+            # No AC Battery here: the IQ Battery reports through the ensemble endpoints.
+            "storage": [{"type": "acb", "activeCount": 0, "readingTime": 0, "wNow": 0,
+                         "whNow": 0, "state": "idle"}],
+        })  # fmt: skip
+
+    async def _production_v1(self, request: web.Request) -> web.StreamResponse:
+        s = self.world.snapshot()
+        return self._json({"wattHoursToday": 0, "wattHoursSevenDays": 0,
+                           "wattHoursLifetime": round(s.pv_kwh * 1000),
+                           "wattsNow": round(s.pv_w)})  # fmt: skip
+
+    def micro_watts(self) -> list[int]:
+        """The PV power shared over the microinverters (their sum is the PV power, rounded)."""
+        total = round(self.world.snapshot().pv_w)
+        share, extra = divmod(total, MICROINVERTERS)
+        return [share + (1 if i < extra else 0) for i in range(MICROINVERTERS)]
+
+    async def _microinverters(self, request: web.Request) -> web.StreamResponse:
+        ts = int(self.world.clock.now().timestamp())
+        return self._json([
+            {"serialNumber": str(MICRO_SERIAL_BASE + i), "lastReportDate": ts, "devType": 1,
+             "lastReportWatts": w, "maxReportWatts": MICRO_MAX_W}
+            for i, w in enumerate(self.micro_watts())
+        ])  # fmt: skip
+
+    async def _inventory(self, request: web.Request) -> web.StreamResponse:
+        ts = str(int(self.world.clock.now().timestamp()))
+        producing = self.world.snapshot().pv_w > 0
+        pcus = [{
+            "part_num": MICRO_PART_NUMBER, "installed": "1700000000",
+            "serial_num": str(MICRO_SERIAL_BASE + i), "device_status": ["envoy.global.ok"],
+            "last_rpt_date": ts, "admin_state": 1, "dev_type": 1, "created_date": "1700000000",
+            "img_load_date": "1700000000", "img_pnum_running": "520-00082-r01-v04.30.32",
+            "ptpn": "540-00242-r01-v04.30.12", "chaneid": 1627390224 + i, "device_control":
+            [{"gficlearset": False}], "producing": producing, "communicating": True,
+            "provisioned": True, "operating": True, "phase": "ph-a",
+        } for i in range(MICROINVERTERS)]  # fmt: skip
+        return self._json([{"type": "PCU", "devices": pcus}, {"type": "ACB", "devices": []},
+                           {"type": "NSRB", "devices": []}])  # fmt: skip
+
+    async def _ensemble_inventory(self, request: web.Request) -> web.StreamResponse:
+        b = self.world.battery
+        s = self.world.snapshot()
+        ts = int(s.at.timestamp())
+        return self._json([{"type": "ENCHARGE", "devices": [{
+            "part_num": BATTERY_PART_NUMBER, "installed": 1700000000, "serial_num": BATTERY_SERIAL,
+            "device_status": ["envoy.global.ok", "prop.done"], "last_rpt_date": ts,
+            "admin_state": 6, "admin_state_str": "ENCHG_STATE_READY", "created_date": 1700000000,
+            "img_load_date": 1700000000, "img_pnum_running": "2.6.5973_rel/22.11",
+            "bmu_fw_version": "2.1.34", "communicating": True, "sleep_enabled": False,
+            "percentFull": round(s.battery_soc_pct), "temperature": 21, "maxCellTemp": 22,
+            "comm_level_sub_ghz": 5, "comm_level_2_4_ghz": 5, "led_status": 17,
+            "dc_switch_off": False, "encharge_rev": 2,
+            "encharge_capacity": round(b.capacity_kwh * 1000), "phase": "ph-a",
+            "der_index": 1,
+        }]}])  # fmt: skip
 
     async def _get_tariff(self, request: web.Request) -> web.StreamResponse:
         return self._json(self.tariff)

@@ -29,12 +29,30 @@ from givenergy_modbus.pdu.read_registers import ReadRegistersResponse
 from core.clock import Clock, SystemClock
 from devices.base import BatteryMode
 from devices.givenergy import registers as R
+from simulator.ascii_registers import ascii_registers
 from simulator.faults import Faults
 from simulator.serve import serve_until_interrupted
 from simulator.world import ScheduledMode, SiteWorld
 
 SERIAL = "SA2114G047"
 ADAPTER_SERIAL = "WF2114G047"
+BATTERY_SERIAL = "BG2114G047"
+# Identity registers beside the model code, where givenergy-modbus's Inverter map reads them
+# (model/inverter.py: first_battery_serial_number HR(8-12), serial_number HR(13-17), dsp firmware
+# HR(19), modbus_version HR(34) in hundredths). Its Plant discards a holding bank whose serial
+# registers are blank (Plant.update: "invalid serial"), as it would a stray dongle's frame.
+HR_BATTERY_SERIAL = range(8, 13)
+HR_SERIAL = range(13, 18)
+HR_DSP_FIRMWARE = 19
+HR_MODBUS_VERSION = 34
+DSP_FIRMWARE = 449  # the hybrid gen 1 capture's DSP and ARM versions are the same build
+MODBUS_VERSION_CENTI = 138
+# Input registers a real inverter also answers (IR 120-179 config/meter block, IR 180-239
+# energy/temperature block), read by givenergy-modbus's load_config and refresh; zeros here.
+IR_EXTRA_BANKS = (range(120, 180), range(180, 240))
+# Holding banks past the 0-179 configuration that newer units answer (HR 240-299 extended
+# timeslots, HR 300-359 the AC/AIO's further settings), all read by load_config; zeros here.
+HR_EXTRA_BANKS = (range(180, 240), range(240, 300), range(300, 360))
 # HR(0) device type code and HR(21) ARM firmware of the models the simulator can be, as real
 # units report them (the givenergy-modbus captures: hybrid gen 1 arm 449, AC arm 282, AIO arm
 # 612, EMS arm 1036, Gateway 14, three-phase 0x4004).
@@ -73,7 +91,14 @@ class GivEnergySimulator:
         self.model = model
         dtc, arm_fw = MODELS[model]
         self.hr: dict[int, int] = {a: 0 for a in range(0, 180)}
+        for bank in HR_EXTRA_BANKS:
+            self.hr.update(dict.fromkeys(bank, 0))
         self.hr.update({R.HR_DEVICE_TYPE_CODE: dtc, R.HR_ARM_FIRMWARE: arm_fw})
+        self.serial = SERIAL
+        self.hr.update(zip(HR_SERIAL, ascii_registers(SERIAL, len(HR_SERIAL)), strict=True))
+        self.hr.update(zip(HR_BATTERY_SERIAL, ascii_registers(BATTERY_SERIAL, 5), strict=True))
+        self.hr.update({HR_DSP_FIRMWARE: DSP_FIRMWARE if model == "hybrid" else arm_fw,
+                        HR_MODBUS_VERSION: MODBUS_VERSION_CENTI})  # fmt: skip
         # An EMS, Gateway or three-phase plant serves its identity and zeros here, as the real
         # ones do in this bank (their data lives elsewhere); the adapter must refuse it.
         self.supported = model in ("hybrid", "ac", "aio")
@@ -162,6 +187,8 @@ class GivEnergySimulator:
             self._refresh_mode()
         s = self.world.snapshot()
         ir = {a: 0 for a in range(0, 60)}
+        for bank in IR_EXTRA_BANKS:
+            ir.update(dict.fromkeys(bank, 0))
         if not self.supported:
             return ir
         # An AC-coupled unit has no PV string and reads 0 W load (the AC captures); the AIO

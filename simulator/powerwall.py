@@ -2,6 +2,11 @@
 aggregates, state of energy with its hidden 5 % reserve, system status, operation) and a
 Fleet-API-shaped control API for the energy site, on one port.
 
+The login takes a JSON or a form-encoded body (pypowerwall posts a form) and answers with the
+bearer token and the ``AuthCookie``/``UserRecord`` cookies; the local reads accept either.
+``/api/status`` and ``/api/site_info`` carry the gateway's identity (DIN, firmware, nominal
+energy).
+
 Local control (``POST /api/operation``) answers 403, as newer gateway firmware does. The world
 follows the site settings: grid charging on with the reserve above the SoC charges from the grid
 at the battery's own rate; otherwise self-use with the reserve as the floor (a reserve at the
@@ -41,8 +46,11 @@ class PowerwallSimulator:
     def __init__(
         self, world: SiteWorld, faults: Faults | None = None, *, password: str = "sim-password",
         fleet_token: str = "sim-fleet-token", site_id: str = "1689",
+        din: str = "1232100-00-E--TG121048001E4G", firmware: str = "24.4.0 0fe780c9",
+        site_name: str = "flexd sim",
     ) -> None:  # fmt: skip
         self.world = world
+        self.din, self.firmware, self.site_name = din, firmware, site_name
         self.faults = faults or Faults()
         self.password, self.fleet_token, self.site_id = password, fleet_token, site_id
         self.settings = P.SiteSettings("self_consumption", world.reserve_pct, False, "pv_only")
@@ -53,6 +61,9 @@ class PowerwallSimulator:
         r.add_get("/api/meters/aggregates", self._local(self._aggregates))
         r.add_get("/api/system_status/soe", self._local(self._soe))
         r.add_get("/api/system_status", self._local(self._status))
+        r.add_get("/api/status", self._gateway_status)
+        r.add_get("/api/site_info", self._local(self._local_site_info))
+        r.add_get("/api/site_info/site_name", self._local(self._local_site_name))
         r.add_get("/api/operation", self._local(self._operation))
         r.add_post("/api/operation", self._local(self._forbidden))
         base = "/api/1/energy_sites/{site}"
@@ -83,6 +94,8 @@ class PowerwallSimulator:
     def _local(self, handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
             token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            # pypowerwall's default authmode sends the login's cookie instead of the header.
+            token = token or request.cookies.get("AuthCookie", "")
             if self.faults.expire_token or token not in self._tokens:
                 return web.json_response({"code": 401, "error": "bad credentials"}, status=401)
             return await handler(request)
@@ -106,12 +119,25 @@ class PowerwallSimulator:
         return web.json_response(doc)
 
     async def _login(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
+        body: dict[str, object]
+        if request.content_type == "application/x-www-form-urlencoded":
+            body = dict(await request.post())  # pypowerwall's requests-encoded form
+        else:
+            try:
+                doc = await request.json()
+            except json.JSONDecodeError:
+                return web.json_response({"code": 400, "error": "bad login body"}, status=400)
+            body = doc if isinstance(doc, dict) else {}
         if self.faults.expire_token or body.get("password") != self.password:
             return web.json_response({"code": 401, "error": "bad credentials"}, status=401)
         token = f"local-{len(self._tokens) + 1}"
         self._tokens.add(token)
-        return self._json({"email": body.get("email", ""), "token": token, "roles": ["Home_Owner"]})
+        email = str(body.get("email", ""))
+        resp = self._json({"email": email, "token": token, "roles": ["Home_Owner"]})
+        # The gateway also answers with these two cookies; cookie-mode clients send them back.
+        resp.set_cookie("AuthCookie", token, secure=True, httponly=True)
+        resp.set_cookie("UserRecord", f"sim-user-{email or 'customer'}", secure=True)
+        return resp
 
     # --- local gateway reads ------------------------------------------------------------------
 
@@ -135,6 +161,27 @@ class PowerwallSimulator:
         pack_wh = self.world.battery.capacity_kwh * 1000 / (1 - P.HIDDEN_RESERVE_PCT / 100)
         return self._json({"nominal_full_pack_energy": pack_wh, "battery_count": 1})
 
+    async def _gateway_status(self, request: web.Request) -> web.StreamResponse:
+        # Unauthenticated on the gateway: installers and clients read it before logging in.
+        return self._json({
+            "din": self.din, "version": self.firmware, "git_hash": "0fe780c9",
+            "device_type": "teg", "sync_type": "v2.1", "is_new": False, "leader": "",
+            "followers": None, "commission_count": 1, "up_time_seconds": "52h1m7.1s",
+            "start_time": "2026-01-01 00:00:00 +0000", "cellular_disabled": False,
+        })  # fmt: skip
+
+    async def _local_site_info(self, request: web.Request) -> web.StreamResponse:
+        b = self.world.battery
+        return self._json({
+            "site_name": self.site_name, "timezone": "Europe/London",
+            "nominal_system_energy_kWh": b.capacity_kwh,
+            "nominal_system_power_kW": b.max_discharge_w / 1000,
+            "grid_code": {"country": "United Kingdom", "utility": "sim"},
+        })  # fmt: skip
+
+    async def _local_site_name(self, request: web.Request) -> web.StreamResponse:
+        return self._json({"site_name": self.site_name, "timezone": "Europe/London"})
+
     async def _operation(self, request: web.Request) -> web.StreamResponse:
         s = self.settings
         reserve = P.gateway_from_usable(s.backup_reserve_pct)  # the gateway's own scale
@@ -148,7 +195,7 @@ class PowerwallSimulator:
     async def _site_info(self, request: web.Request) -> web.StreamResponse:
         s = self.settings
         return self._json({"response": {
-            "id": self.site_id, "default_real_mode": s.mode,
+            "id": self.site_id, "site_name": self.site_name, "default_real_mode": s.mode,
             "backup_reserve_percent": s.backup_reserve_pct,
             # As the Fleet API documents site_info: both grid settings under components.
             "components": {"battery": True, "solar": True,
