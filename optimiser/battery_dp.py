@@ -1,0 +1,260 @@
+"""The exact battery-only plan: a DP over convex piecewise-linear value functions ("slope
+trick"), the LP's optimum without an LP solver.
+
+Per slot, the cheapest way to serve a grid-side demand y is the infimal convolution of the
+model's grid columns (curtail, export, import, unserved), a convex piecewise-linear G(y). The
+battery turns a SoC change d into y = net + d/eta_c (charging) or net + d*eta_d (discharging,
+plus the wear cost), so the slot's cost f(d) is piecewise linear too, and convex under the
+conditions :func:`exact_conditions` checks (then charging and discharging in one slot never
+pays, so the LP and the MIP agree). The value function V_t(s) = min_d f_t(d) + V_{t+1}(s + d)
+is then the infimal convolution of V_{t+1} with f_t reflected, clipped to the SoC bounds:
+merging two slope-sorted segment lists. A forward pass walks the stored merges to recover
+each slot's SoC change. Every term of the model's objective is kept (wear, curtailment,
+terminal value), so the objective equals HiGHS's to rounding (tests/optimiser/test_fast.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from optimiser.assemble import assemble
+from optimiser.model import CURTAIL_P, UNSERVED_P, WEAR_P
+from optimiser.problem import Problem
+from optimiser.schedule import Schedule
+
+F64 = npt.NDArray[np.float64]
+TINY = 1e-12
+# Charging and discharging in one slot wastes (1 - eta_c*eta_d) of the energy and pays wear on
+# the discharge; it could only pay by un-curtailing PV (CURTAIL_P per kWh), which needs
+# CURTAIL_P*(1 - eta_c*eta_d) > WEAR_P*eta_c*eta_d, i.e. eta_c*eta_d < 1/11.
+MIN_ROUND_TRIP = 0.1
+
+
+def grid_costs(p: Problem, export_kwh: F64) -> tuple[F64, F64, F64, F64]:
+    """Per slot: the breakpoints (n, 5) and slopes (n, 4) of G(y), its left end and value there.
+
+    Segment order (ascending slope when export <= import and both >= 0): un-curtail PV,
+    stop exporting, import, unserved load."""
+    h = p.slot_hours
+    imp_cost = effective_import_price(p)
+    pv, load = p.pv_kwh, p.load_kwh
+    lens = np.stack([pv, export_kwh, np.full(p.n, p.grid.import_kw * h), load], axis=1)
+    slopes = np.stack(
+        [np.full(p.n, -CURTAIL_P), p.export_price_p, imp_cost, np.full(p.n, UNSERVED_P)], axis=1
+    )
+    left = -(export_kwh + pv)
+    value_left = -p.export_price_p * export_kwh + CURTAIL_P * pv
+    brk = left[:, None] + np.concatenate([np.zeros((p.n, 1)), np.cumsum(lens, axis=1)], axis=1)
+    return brk, slopes, left, value_left
+
+
+def effective_import_price(p: Problem) -> F64:
+    if p.carbon_g_per_kwh is not None and p.carbon_weight_p_per_kg:
+        return p.import_price_p + p.carbon_weight_p_per_kg * p.carbon_g_per_kwh / 1000.0
+    return p.import_price_p
+
+
+def g_at(brk: F64, slopes: F64, value_left: F64, y: F64) -> F64:
+    taken = np.clip(y[:, None] - brk[:, :-1], 0.0, np.diff(brk, axis=1))
+    return value_left + (taken * slopes).sum(axis=1)
+
+
+def split_grid(brk: F64, pv: F64, export_kwh: F64, y: F64) -> tuple[F64, F64, F64, F64]:
+    """A cheapest (import, export, curtailed, unserved) for grid-side demand y, per slot."""
+    taken = np.clip(y[:, None] - brk[:, :-1], 0.0, np.diff(brk, axis=1))
+    curt = pv - taken[:, 0]
+    exp = export_kwh - taken[:, 1]
+    return taken[:, 2], np.maximum(exp, 0.0), np.maximum(curt, 0.0), taken[:, 3]
+
+
+def exact_conditions(p: Problem) -> bool:
+    """Where the DP is exact: the slot cost is convex and no disjunction can bind."""
+    b = p.battery
+    if b is None or p.evs:
+        return False
+    imp = effective_import_price(p)
+    exp = p.export_price_p
+    return bool(
+        np.all(exp >= 0) and np.all(imp >= exp) and np.all(imp < UNSERVED_P)
+        and b.charge_efficiency * b.discharge_efficiency >= MIN_ROUND_TRIP
+        and b.value_p_per_kwh >= 0
+    )  # fmt: skip
+
+
+def solve_battery(p: Problem) -> Schedule | None:
+    """The exact plan for a battery-only problem, or None outside :func:`exact_conditions`
+    (or when the problem is infeasible: HiGHS then says so)."""
+    if not exact_conditions(p):
+        return None
+    b = p.battery
+    assert b is not None
+    n, h = p.n, p.slot_hours
+    eta_c, eta_d = b.charge_efficiency, b.discharge_efficiency
+    pv, load = p.pv_kwh, p.load_kwh
+    net = load - pv
+    surplus = np.maximum(pv - load, 0.0)
+    export_kwh = np.full(n, p.grid.export_kw * h)
+    charge_kwh = np.full(n, b.charge_kw * h)
+    if not b.grid_export:
+        export_kwh = np.minimum(export_kwh, surplus)
+    if not b.grid_charge:
+        charge_kwh = np.minimum(charge_kwh, surplus)
+    brk, slopes, _, value_left = grid_costs(p, export_kwh)
+    lo_soc, hi_soc = b.min_soc_kwh, b.max_soc
+
+    # Slot cost f_t(d) over the SoC change d: the discharge side, then the charge side.
+    up = np.minimum(charge_kwh, p.grid.import_kw * h + pv)  # AC kWh into the battery
+    down = np.minimum(b.discharge_kw * h, load + export_kwh)  # AC kWh out of it
+    seg_lo, seg_hi = brk[:, :-1], brk[:, 1:]
+    net_c = net[:, None]
+    dis = np.clip(np.minimum(seg_hi, net_c) - np.maximum(seg_lo, net_c - down[:, None]), 0, None)
+    chg = np.clip(np.minimum(seg_hi, net_c + up[:, None]) - np.maximum(seg_lo, net_c), 0, None)
+    f_len = np.concatenate([dis / eta_d, chg * eta_c], axis=1)
+    f_slope = np.concatenate([eta_d * (slopes - WEAR_P), slopes / eta_c], axis=1)
+    f_value_left = g_at(brk, slopes, value_left, net - down) + WEAR_P * down
+    live = f_len > TINY
+    running = np.maximum.accumulate(np.where(live, f_slope, -np.inf), axis=1)
+    if np.any(live[:, 1:] & (f_slope[:, 1:] < running[:, :-1] - 1e-12)):
+        return None  # a non-convex slot cost (never seen under exact_conditions): HiGHS
+    # Reflected: g(x) = f(-x), on [-up*eta_c, down/eta_d].
+    r_len = f_len[:, ::-1]
+    r_slope = -f_slope[:, ::-1]
+    r_left = -up * eta_c
+    r_value_left = f_value_left + (f_len * f_slope).sum(axis=1)
+
+    first = 0
+    soc0 = b.soc_kwh
+    pinned: tuple[float, float] | None = None
+    pin = p.first_slot
+    pin_c = None if pin is None else pin.battery_charge_kwh
+    pin_d = None if pin is None else pin.battery_discharge_kwh
+    if pin_c is not None or pin_d is not None:
+        if pin_c is None or pin_d is None:
+            return None
+        bc0 = min(max(pin_c, 0.0), float(charge_kwh[0]))
+        bd0 = min(max(pin_d, 0.0), b.discharge_kw * h)
+        y0 = net[0] + bc0 - bd0
+        if not brk[0, 0] - 1e-9 <= y0 <= brk[0, -1] + 1e-9:
+            return None
+        soc0 = b.soc_kwh + eta_c * bc0 - bd0 / eta_d
+        if not lo_soc - 1e-9 <= soc0 <= hi_soc + 1e-9:
+            return None
+        soc0 = min(max(soc0, lo_soc), hi_soc)
+        pinned, first = (bc0, bd0), 1
+
+    end_lo = max(lo_soc, b.final_min)
+    soc = np.empty(n)
+    if first == 1:
+        soc[0] = soc0
+    ok = _value_dp(
+        r_len, r_slope, r_left, r_value_left, first, lo_soc, hi_soc, end_lo,
+        b.value_p_per_kwh, soc0, soc,
+    )  # fmt: skip
+    if not ok:
+        return None  # infeasible SoC bounds: HiGHS reports it
+    prev = np.concatenate([[b.soc_kwh], soc[:-1]])
+    d = soc - prev
+    bc = np.where(d > 0, d / eta_c, 0.0)
+    bd = np.where(d < 0, -d * eta_d, 0.0)
+    if pinned is not None:
+        bc[0], bd[0] = pinned
+    imp, exp, curt, unserved = split_grid(brk, pv, export_kwh, net + bc - bd)
+    return assemble(
+        p, imp=imp, exp=exp, curt=curt, unserved=unserved, bc=bc, bd=bd, soc=soc,
+        solver="battery-dp",
+    )  # fmt: skip
+
+
+@njit(cache=True)  # compiled once per machine (cached beside the module)
+def _value_dp(
+    r_len: F64, r_slope: F64, r_left: F64, r_value_left: F64, first: int, lo: float, hi: float,
+    end_lo: float, end_value: float, soc0: float, soc: F64,
+) -> bool:  # fmt: skip
+    """Backward merges of V_{t+1} with the reflected slot costs (kept for the forward pass),
+    then the forward walk that writes the SoC path into ``soc``. False: infeasible."""
+    n, k = r_len.shape
+    cap = 1 + k * n
+    w_len = np.empty(cap)
+    w_slope = np.empty(cap)
+    flat = (n - first) * cap
+    m_len = np.empty(flat)
+    m_w = np.empty(flat, dtype=np.bool_)
+    m_off = np.zeros(n, dtype=np.int64)
+    m_cnt = np.zeros(n, dtype=np.int64)
+    m_a = np.zeros(n)
+    m_aw = np.zeros(n)
+    w_a = end_lo
+    w_v = -end_value * end_lo
+    w_n = 0
+    if hi - end_lo > TINY:
+        w_len[0] = hi - end_lo
+        w_slope[0] = -end_value
+        w_n = 1
+    off = 0
+    for t in range(n - 1, first - 1, -1):
+        m_slope = np.empty(w_n + k)
+        i = 0
+        j = 0
+        c = 0
+        while i < w_n or j < k:
+            if j < k and r_len[t, j] <= TINY:
+                j += 1
+                continue
+            if i < w_n and (j >= k or w_slope[i] <= r_slope[t, j]):
+                m_len[off + c] = w_len[i]
+                m_slope[c] = w_slope[i]
+                m_w[off + c] = True
+                i += 1
+            else:
+                m_len[off + c] = r_len[t, j]
+                m_slope[c] = r_slope[t, j]
+                m_w[off + c] = False
+                j += 1
+            c += 1
+        a = w_a + r_left[t]
+        v = w_v + r_value_left[t]
+        m_off[t], m_cnt[t], m_a[t], m_aw[t] = off, c, a, w_a
+        total = 0.0
+        for q in range(c):
+            total += m_len[off + q]
+        if a > hi + 1e-9 or a + total < lo - 1e-9:
+            return False
+        new_a = min(max(a, lo), hi)
+        pos = a
+        w_n = 0
+        for q in range(c):
+            seg = m_len[off + q]
+            end = pos + seg
+            left_part = min(max(new_a - pos, 0.0), seg)
+            v += m_slope[q] * left_part
+            kept = min(end, hi) - max(pos, new_a)
+            if kept > TINY:
+                w_len[w_n] = kept
+                w_slope[w_n] = m_slope[q]
+                w_n += 1
+            pos = end
+        w_a, w_v = new_a, v
+        off += c
+    total = 0.0
+    for q in range(w_n):
+        total += w_len[q]
+    s = soc0
+    if s < w_a - 1e-9 or s > w_a + total + 1e-9:
+        return False
+    for t in range(first, n):
+        x = s - m_a[t]
+        pos = 0.0
+        took = 0.0
+        o = m_off[t]
+        for q in range(m_cnt[t]):
+            if pos >= x:
+                break
+            seg = m_len[o + q]
+            if m_w[o + q]:
+                took += min(seg, x - pos)
+            pos += seg
+        s = m_aw[t] + took
+        soc[t] = s
+    return True

@@ -1,0 +1,7 @@
+"""placeholder"""
+from optimiser.problem import Problem
+from optimiser.schedule import Schedule
+
+
+def solve_ev(p: Problem) -> Schedule | None:
+    return None

@@ -1,0 +1,80 @@
+"""The fast exact paths against HiGHS (the general path) on random instances: equal optimum
+within 1e-6 relative, and every schedule passes the invariants."""
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from optimiser import EV, Battery, FirstSlot, Grid, Problem, solve
+from optimiser.battery_dp import solve_battery
+from tests.optimiser.invariants import check
+
+START = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def same_optimum(p: Problem, fast_solver: str) -> None:
+    fast = solve(p)
+    check(p, fast)
+    assert fast.solver == fast_solver
+    ref = solve(p, "highs")
+    assert fast.objective_p == pytest.approx(ref.objective_p, rel=1e-6, abs=1e-6)
+
+
+def random_battery(rng: np.random.Generator) -> Battery:
+    cap = float(rng.uniform(2, 13))
+    lo = float(rng.uniform(0, 0.3)) * cap
+    return Battery(
+        cap, float(rng.uniform(lo, cap)), lo, charge_kw=float(rng.uniform(0.5, 5)),
+        discharge_kw=float(rng.uniform(0.5, 5)), charge_efficiency=float(rng.uniform(0.8, 1)),
+        discharge_efficiency=float(rng.uniform(0.8, 1)), grid_charge=bool(rng.random() > 0.3),
+        grid_export=bool(rng.random() > 0.3), value_p_per_kwh=float(rng.choice([0.0, 5.0, 20.0])),
+        final_soc_kwh_min=float(rng.uniform(lo, cap)) if rng.random() < 0.2 else None,
+    )  # fmt: skip
+
+
+@SETTINGS
+@given(n=st.integers(1, 60), seed=st.integers(0, 2**32 - 1), pv=st.booleans(),
+       carbon=st.booleans(), pinned=st.booleans())  # fmt: skip
+def test_battery_dp_equals_highs(n, seed, pv, carbon, pinned):
+    rng = np.random.default_rng(seed)
+    imp = rng.uniform(0, 40, n).round(3)
+    exp = (imp * rng.uniform(0, 1, n)).round(3)
+    exp[:: max(1, n // 3)] = imp[:: max(1, n // 3)]  # equal import and export in some slots
+    b = random_battery(rng)
+    pin = None
+    if pinned:
+        pin = FirstSlot(float(rng.uniform(0, 1)) * (rng.random() < 0.5), 0.0)
+    p = Problem(
+        START, 30, imp, exp, rng.uniform(0, 2, n), rng.uniform(0, 3, n) * pv,
+        Grid(float(rng.uniform(1, 20)), float(rng.uniform(0, 6))), b, (),
+        carbon_g_per_kwh=rng.uniform(50, 300, n) if carbon else None,
+        carbon_weight_p_per_kg=0.1 if carbon else 0.0, first_slot=pin,
+    )  # fmt: skip
+    try:
+        ref = solve(p, "highs")
+    except RuntimeError:  # infeasible SoC bounds: the fast path must decline too
+        assert solve_battery(p) is None
+        return
+    fast = solve_battery(p)
+    assert fast is not None
+    check(p, fast)
+    assert fast.objective_p == pytest.approx(ref.objective_p, rel=1e-6, abs=1e-6)
+
+
+def test_battery_dp_declines_where_it_would_not_be_exact():
+    n = 4
+    b = Battery(9.5, 4.0, 0.5)
+    flat = np.full(n, 10.0)
+    base = Problem(START, 30, flat, flat * 0.5, np.full(n, 0.5), np.zeros(n), Grid(), b, ())
+    assert solve_battery(base) is not None
+    neg = Problem(START, 30, flat - 15, flat * 0, np.full(n, 0.5), np.zeros(n), Grid(), b, ())
+    assert solve_battery(neg) is None  # negative import: charge and discharge at once may pay
+    arb = Problem(START, 30, flat, flat + 1, np.full(n, 0.5), np.zeros(n), Grid(), b, ())
+    assert solve_battery(arb) is None  # export above import: a MIP
+    ev = EV("car", 60, 10, 20, START + timedelta(hours=2), 7.4, (True,) * n)
+    with_ev = Problem(START, 30, flat, flat * 0.5, np.full(n, 0.5), np.zeros(n), Grid(), b, (ev,))
+    assert solve_battery(with_ev) is None
