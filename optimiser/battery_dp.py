@@ -15,6 +15,8 @@ terminal value), so the objective equals HiGHS's to rounding (tests/optimiser/te
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 from numba import njit
@@ -32,15 +34,20 @@ TINY = 1e-12
 MIN_ROUND_TRIP = 0.1
 
 
-def grid_costs(p: Problem, export_kwh: F64) -> tuple[F64, F64, F64, F64]:
+def grid_costs(
+    p: Problem, export_kwh: F64, import_kwh: F64 | None = None, load: F64 | None = None
+) -> tuple[F64, F64, F64, F64]:
     """Per slot: the breakpoints (n, 5) and slopes (n, 4) of G(y), its left end and value there.
 
     Segment order (ascending slope when export <= import and both >= 0): un-curtail PV,
     stop exporting, import, unserved load."""
     h = p.slot_hours
     imp_cost = effective_import_price(p)
-    pv, load = p.pv_kwh, p.load_kwh
-    lens = np.stack([pv, export_kwh, np.full(p.n, p.grid.import_kw * h), load], axis=1)
+    pv = p.pv_kwh
+    load = p.load_kwh if load is None else load
+    if import_kwh is None:
+        import_kwh = np.full(p.n, p.grid.import_kw * h)
+    lens = np.stack([pv, export_kwh, import_kwh, load], axis=1)
     slopes = np.stack(
         [np.full(p.n, -CURTAIL_P), p.export_price_p, imp_cost, np.full(p.n, UNSERVED_P)], axis=1
     )
@@ -83,6 +90,51 @@ def exact_conditions(p: Problem) -> bool:
     )  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class SlotCosts:
+    """Per slot, the reflected cost g(x) = f(-x) of a SoC change as slope-sorted segments
+    (n, 8): its left end, value there, lengths and slopes; and G's breakpoints."""
+
+    r_len: F64
+    r_slope: F64
+    r_left: F64
+    r_value_left: F64
+    brk: F64
+
+
+def slot_costs(
+    p: Problem, load: F64, export_kwh: F64, import_kwh: F64, charge_kwh: F64
+) -> SlotCosts | None:
+    """The slot costs f_t of a SoC change (discharge side, then charge side); None where one
+    is not convex."""
+    b = p.battery
+    assert b is not None
+    h = p.slot_hours
+    eta_c, eta_d = b.charge_efficiency, b.discharge_efficiency
+    net = load - p.pv_kwh
+    brk, slopes, _, value_left = grid_costs(p, export_kwh, import_kwh, load)
+    up = np.minimum(charge_kwh, import_kwh + p.pv_kwh)  # AC kWh into the battery
+    down = np.minimum(b.discharge_kw * h, load + export_kwh)  # AC kWh out of it
+    seg_lo, seg_hi = brk[:, :-1], brk[:, 1:]
+    net_c = net[:, None]
+    dis = np.clip(np.minimum(seg_hi, net_c) - np.maximum(seg_lo, net_c - down[:, None]), 0, None)
+    chg = np.clip(np.minimum(seg_hi, net_c + up[:, None]) - np.maximum(seg_lo, net_c), 0, None)
+    f_len = np.concatenate([dis / eta_d, chg * eta_c], axis=1)
+    f_slope = np.concatenate([eta_d * (slopes - WEAR_P), slopes / eta_c], axis=1)
+    f_value_left = g_at(brk, slopes, value_left, net - down) + WEAR_P * down
+    live = f_len > TINY
+    running = np.maximum.accumulate(np.where(live, f_slope, -np.inf), axis=1)
+    if np.any(live[:, 1:] & (f_slope[:, 1:] < running[:, :-1] - 1e-12)):
+        return None
+    return SlotCosts(
+        r_len=np.ascontiguousarray(f_len[:, ::-1]),
+        r_slope=np.ascontiguousarray(-f_slope[:, ::-1]),
+        r_left=-up * eta_c,
+        r_value_left=f_value_left + (f_len * f_slope).sum(axis=1),
+        brk=brk,
+    )
+
+
 def solve_battery(p: Problem) -> Schedule | None:
     """The exact plan for a battery-only problem, or None outside :func:`exact_conditions`
     (or when the problem is infeasible: HiGHS then says so)."""
@@ -101,28 +153,11 @@ def solve_battery(p: Problem) -> Schedule | None:
         export_kwh = np.minimum(export_kwh, surplus)
     if not b.grid_charge:
         charge_kwh = np.minimum(charge_kwh, surplus)
-    brk, slopes, _, value_left = grid_costs(p, export_kwh)
-    lo_soc, hi_soc = b.min_soc_kwh, b.max_soc
-
-    # Slot cost f_t(d) over the SoC change d: the discharge side, then the charge side.
-    up = np.minimum(charge_kwh, p.grid.import_kw * h + pv)  # AC kWh into the battery
-    down = np.minimum(b.discharge_kw * h, load + export_kwh)  # AC kWh out of it
-    seg_lo, seg_hi = brk[:, :-1], brk[:, 1:]
-    net_c = net[:, None]
-    dis = np.clip(np.minimum(seg_hi, net_c) - np.maximum(seg_lo, net_c - down[:, None]), 0, None)
-    chg = np.clip(np.minimum(seg_hi, net_c + up[:, None]) - np.maximum(seg_lo, net_c), 0, None)
-    f_len = np.concatenate([dis / eta_d, chg * eta_c], axis=1)
-    f_slope = np.concatenate([eta_d * (slopes - WEAR_P), slopes / eta_c], axis=1)
-    f_value_left = g_at(brk, slopes, value_left, net - down) + WEAR_P * down
-    live = f_len > TINY
-    running = np.maximum.accumulate(np.where(live, f_slope, -np.inf), axis=1)
-    if np.any(live[:, 1:] & (f_slope[:, 1:] < running[:, :-1] - 1e-12)):
+    sc = slot_costs(p, load, export_kwh, np.full(n, p.grid.import_kw * h), charge_kwh)
+    if sc is None:
         return None  # a non-convex slot cost (never seen under exact_conditions): HiGHS
-    # Reflected: g(x) = f(-x), on [-up*eta_c, down/eta_d].
-    r_len = f_len[:, ::-1]
-    r_slope = -f_slope[:, ::-1]
-    r_left = -up * eta_c
-    r_value_left = f_value_left + (f_len * f_slope).sum(axis=1)
+    brk = sc.brk
+    lo_soc, hi_soc = b.min_soc_kwh, b.max_soc
 
     first = 0
     soc0 = b.soc_kwh
@@ -148,11 +183,11 @@ def solve_battery(p: Problem) -> Schedule | None:
     soc = np.empty(n)
     if first == 1:
         soc[0] = soc0
-    ok = _value_dp(
-        r_len, r_slope, r_left, r_value_left, first, lo_soc, hi_soc, end_lo,
+    value = _value_dp(
+        sc.r_len, sc.r_slope, sc.r_left, sc.r_value_left, first, lo_soc, hi_soc, end_lo,
         b.value_p_per_kwh, soc0, soc,
     )  # fmt: skip
-    if not ok:
+    if np.isnan(value):
         return None  # infeasible SoC bounds: HiGHS reports it
     prev = np.concatenate([[b.soc_kwh], soc[:-1]])
     d = soc - prev
@@ -171,9 +206,10 @@ def solve_battery(p: Problem) -> Schedule | None:
 def _value_dp(
     r_len: F64, r_slope: F64, r_left: F64, r_value_left: F64, first: int, lo: float, hi: float,
     end_lo: float, end_value: float, soc0: float, soc: F64,
-) -> bool:  # fmt: skip
+) -> float:  # fmt: skip
     """Backward merges of V_{t+1} with the reflected slot costs (kept for the forward pass),
-    then the forward walk that writes the SoC path into ``soc``. False: infeasible."""
+    then the forward walk that writes the SoC path into ``soc``. Returns V(soc0), the optimal
+    cost from the first free slot on (NaN: infeasible)."""
     n, k = r_len.shape
     cap = 1 + k * n
     w_len = np.empty(cap)
@@ -220,7 +256,7 @@ def _value_dp(
         for q in range(c):
             total += m_len[off + q]
         if a > hi + 1e-9 or a + total < lo - 1e-9:
-            return False
+            return np.nan
         new_a = min(max(a, lo), hi)
         pos = a
         w_n = 0
@@ -242,7 +278,12 @@ def _value_dp(
         total += w_len[q]
     s = soc0
     if s < w_a - 1e-9 or s > w_a + total + 1e-9:
-        return False
+        return np.nan
+    value = w_v
+    pos = w_a
+    for q in range(w_n):
+        value += w_slope[q] * min(max(s - pos, 0.0), w_len[q])
+        pos += w_len[q]
     for t in range(first, n):
         x = s - m_a[t]
         pos = 0.0
@@ -257,4 +298,4 @@ def _value_dp(
             pos += seg
         s = m_aw[t] + took
         soc[t] = s
-    return True
+    return value
