@@ -63,11 +63,6 @@ def effective_import_price(p: Problem) -> F64:
     return p.import_price_p
 
 
-def g_at(brk: F64, slopes: F64, value_left: F64, y: F64) -> F64:
-    taken = np.clip(y[:, None] - brk[:, :-1], 0.0, np.diff(brk, axis=1))
-    return value_left + (taken * slopes).sum(axis=1)
-
-
 def split_grid(brk: F64, pv: F64, export_kwh: F64, y: F64) -> tuple[F64, F64, F64, F64]:
     """A cheapest (import, export, curtailed, unserved) for grid-side demand y, per slot."""
     taken = np.clip(y[:, None] - brk[:, :-1], 0.0, np.diff(brk, axis=1))
@@ -109,30 +104,70 @@ def slot_costs(
     is not convex."""
     b = p.battery
     assert b is not None
-    h = p.slot_hours
-    eta_c, eta_d = b.charge_efficiency, b.discharge_efficiency
-    net = load - p.pv_kwh
-    brk, slopes, _, value_left = grid_costs(p, export_kwh, import_kwh, load)
-    up = np.minimum(charge_kwh, import_kwh + p.pv_kwh)  # AC kWh into the battery
-    down = np.minimum(b.discharge_kw * h, load + export_kwh)  # AC kWh out of it
-    seg_lo, seg_hi = brk[:, :-1], brk[:, 1:]
-    net_c = net[:, None]
-    dis = np.clip(np.minimum(seg_hi, net_c) - np.maximum(seg_lo, net_c - down[:, None]), 0, None)
-    chg = np.clip(np.minimum(seg_hi, net_c + up[:, None]) - np.maximum(seg_lo, net_c), 0, None)
-    f_len = np.concatenate([dis / eta_d, chg * eta_c], axis=1)
-    f_slope = np.concatenate([eta_d * (slopes - WEAR_P), slopes / eta_c], axis=1)
-    f_value_left = g_at(brk, slopes, value_left, net - down) + WEAR_P * down
-    live = f_len > TINY
-    running = np.maximum.accumulate(np.where(live, f_slope, -np.inf), axis=1)
-    if np.any(live[:, 1:] & (f_slope[:, 1:] < running[:, :-1] - 1e-12)):
+    r_len, r_slope, r_left, r_value_left, brk, ok = _slot_costs(
+        p.pv_kwh, load, export_kwh, import_kwh, charge_kwh, p.export_price_p,
+        effective_import_price(p), b.discharge_kw * p.slot_hours, b.charge_efficiency,
+        b.discharge_efficiency,
+    )  # fmt: skip
+    if not ok:
         return None
-    return SlotCosts(
-        r_len=np.ascontiguousarray(f_len[:, ::-1]),
-        r_slope=np.ascontiguousarray(-f_slope[:, ::-1]),
-        r_left=-up * eta_c,
-        r_value_left=f_value_left + (f_len * f_slope).sum(axis=1),
-        brk=brk,
-    )
+    return SlotCosts(r_len, r_slope, r_left, r_value_left, brk)
+
+
+@njit(cache=True)
+def _slot_costs(
+    pv: F64, load: F64, export_kwh: F64, import_kwh: F64, charge_kwh: F64, export_p: F64,
+    import_p: F64, discharge_kwh: float, eta_c: float, eta_d: float,
+) -> tuple[F64, F64, F64, F64, F64, bool]:  # fmt: skip
+    """Per slot: G's four segments (un-curtail, stop exporting, import, unserved), cut at the
+    slot's net load into the discharge side (d = (y - net)/eta_d, wear added) and the charge
+    side (d = (y - net)*eta_c), then reflected (g(x) = f(-x)) for the merge."""
+    n = pv.size
+    r_len = np.zeros((n, 8))
+    r_slope = np.zeros((n, 8))
+    r_left = np.empty(n)
+    r_value_left = np.empty(n)
+    brk = np.empty((n, 5))
+    lens = np.empty(4)
+    slopes = np.empty(4)
+    f_len = np.empty(8)
+    f_slope = np.empty(8)
+    ok = True
+    for t in range(n):
+        lens[0], lens[1], lens[2], lens[3] = pv[t], export_kwh[t], import_kwh[t], load[t]
+        slopes[0], slopes[1] = -CURTAIL_P, export_p[t]
+        slopes[2], slopes[3] = import_p[t], UNSERVED_P
+        brk[t, 0] = -(export_kwh[t] + pv[t])
+        for q in range(4):
+            brk[t, q + 1] = brk[t, q] + lens[q]
+        value_left = -export_p[t] * export_kwh[t] + CURTAIL_P * pv[t]
+        net = load[t] - pv[t]
+        up = min(charge_kwh[t], import_kwh[t] + pv[t])
+        down = min(discharge_kwh, load[t] + export_kwh[t])
+        y0 = net - down
+        g0 = value_left
+        for q in range(4):
+            g0 += slopes[q] * min(max(y0 - brk[t, q], 0.0), lens[q])
+        for q in range(4):
+            dis = min(brk[t, q + 1], net) - max(brk[t, q], y0)
+            chg = min(brk[t, q + 1], net + up) - max(brk[t, q], net)
+            f_len[q] = max(dis, 0.0) / eta_d
+            f_slope[q] = eta_d * (slopes[q] - WEAR_P)
+            f_len[4 + q] = max(chg, 0.0) * eta_c
+            f_slope[4 + q] = slopes[q] / eta_c
+        running = -np.inf
+        total = 0.0
+        for q in range(8):
+            if f_len[q] > TINY:
+                if f_slope[q] < running - 1e-12:
+                    ok = False
+                running = max(running, f_slope[q])
+            total += f_len[q] * f_slope[q]
+            r_len[t, 7 - q] = f_len[q]
+            r_slope[t, 7 - q] = -f_slope[q]
+        r_left[t] = -up * eta_c
+        r_value_left[t] = g0 + WEAR_P * down + total
+    return r_len, r_slope, r_left, r_value_left, brk, ok
 
 
 def solve_battery(p: Problem) -> Schedule | None:
