@@ -88,86 +88,121 @@ def exact_conditions(p: Problem) -> bool:
 @dataclass(frozen=True, slots=True)
 class SlotCosts:
     """Per slot, the reflected cost g(x) = f(-x) of a SoC change as slope-sorted segments
-    (n, 8): its left end, value there, lengths and slopes; and G's breakpoints."""
+    (n, 10): its left end, value there, lengths and slopes; and the grid side's breakpoints
+    (n, 6) with each segment's origin (n, 5; see ``SEGMENTS``), sorted by slope."""
 
     r_len: F64
     r_slope: F64
     r_left: F64
     r_value_left: F64
     brk: F64
+    tags: npt.NDArray[np.int64]
+
+
+SEGMENTS = ("curtail", "export", "import", "unserved", "ev")
 
 
 def slot_costs(
-    p: Problem, load: F64, export_kwh: F64, import_kwh: F64, charge_kwh: F64
-) -> SlotCosts | None:
-    """The slot costs f_t of a SoC change (discharge side, then charge side); None where one
-    is not convex."""
+    p: Problem, load: F64, export_kwh: F64, import_kwh: F64, charge_kwh: F64,
+    ev_kwh: F64 | None = None, ev_slope: F64 | None = None,
+) -> SlotCosts | None:  # fmt: skip
+    """The slot costs f_t of a SoC change; None where one is not convex. ``ev_kwh`` and
+    ``ev_slope``: an EV that takes up to ev_kwh in the slot for ev_slope p/kWh less than it
+    costs (a Lagrangian price on its target: optimiser.joint_dp)."""
     b = p.battery
     assert b is not None
-    r_len, r_slope, r_left, r_value_left, brk, ok = _slot_costs(
+    if ev_kwh is None or ev_slope is None:
+        ev_kwh = ev_slope = np.zeros(p.n)
+    r_len, r_slope, r_left, r_value_left, brk, tags, ok = _slot_costs(
         p.pv_kwh, load, export_kwh, import_kwh, charge_kwh, p.export_price_p,
-        effective_import_price(p), b.discharge_kw * p.slot_hours, b.charge_efficiency,
-        b.discharge_efficiency,
+        effective_import_price(p), ev_kwh, ev_slope, b.discharge_kw * p.slot_hours,
+        b.charge_efficiency, b.discharge_efficiency,
     )  # fmt: skip
     if not ok:
         return None
-    return SlotCosts(r_len, r_slope, r_left, r_value_left, brk)
+    return SlotCosts(r_len, r_slope, r_left, r_value_left, brk, tags)
+
+
+def split_demand(
+    sc: SlotCosts, y: F64, pv: F64, export_kwh: F64, ev_kwh: F64 | None = None
+) -> tuple[F64, F64, F64, F64, F64]:
+    """A cheapest (import, export, curtailed, unserved, EV charge) for the demand y (battery
+    included, EV not), walking each slot's slope-sorted grid segments."""
+    taken = np.clip(y[:, None] - sc.brk[:, :-1], 0.0, np.diff(sc.brk, axis=1))
+    by = np.zeros_like(taken)
+    np.put_along_axis(by, sc.tags, taken, axis=1)
+    ev = np.zeros(y.size) if ev_kwh is None else np.maximum(ev_kwh - by[:, 4], 0.0)
+    curt = np.maximum(pv - by[:, 0], 0.0)
+    exp = np.maximum(export_kwh - by[:, 1], 0.0)
+    return by[:, 2], exp, curt, by[:, 3], ev
 
 
 @njit(cache=True)
 def _slot_costs(
     pv: F64, load: F64, export_kwh: F64, import_kwh: F64, charge_kwh: F64, export_p: F64,
-    import_p: F64, discharge_kwh: float, eta_c: float, eta_d: float,
-) -> tuple[F64, F64, F64, F64, F64, bool]:  # fmt: skip
-    """Per slot: G's four segments (un-curtail, stop exporting, import, unserved), cut at the
+    import_p: F64, ev_kwh: F64, ev_slope: F64, discharge_kwh: float, eta_c: float,
+    eta_d: float,
+) -> tuple[F64, F64, F64, F64, F64, npt.NDArray[np.int64], bool]:  # fmt: skip
+    """Per slot: the grid side G(y) as five segments sorted by slope (un-curtail, stop
+    exporting, import, unserved, and the EV's: at the left end it charges fully), cut at the
     slot's net load into the discharge side (d = (y - net)/eta_d, wear added) and the charge
     side (d = (y - net)*eta_c), then reflected (g(x) = f(-x)) for the merge."""
     n = pv.size
-    r_len = np.zeros((n, 8))
-    r_slope = np.zeros((n, 8))
+    r_len = np.zeros((n, 10))
+    r_slope = np.zeros((n, 10))
     r_left = np.empty(n)
     r_value_left = np.empty(n)
-    brk = np.empty((n, 5))
-    lens = np.empty(4)
-    slopes = np.empty(4)
-    f_len = np.empty(8)
-    f_slope = np.empty(8)
+    brk = np.empty((n, 6))
+    tags = np.empty((n, 5), dtype=np.int64)
+    lens = np.empty(5)
+    slopes = np.empty(5)
+    f_len = np.empty(10)
+    f_slope = np.empty(10)
     ok = True
     for t in range(n):
-        lens[0], lens[1], lens[2], lens[3] = pv[t], export_kwh[t], import_kwh[t], load[t]
-        slopes[0], slopes[1] = -CURTAIL_P, export_p[t]
-        slopes[2], slopes[3] = import_p[t], UNSERVED_P
-        brk[t, 0] = -(export_kwh[t] + pv[t])
-        for q in range(4):
-            brk[t, q + 1] = brk[t, q] + lens[q]
-        value_left = -export_p[t] * export_kwh[t] + CURTAIL_P * pv[t]
+        lens[0], lens[1], lens[2] = pv[t], export_kwh[t], import_kwh[t]
+        lens[3], lens[4] = load[t], ev_kwh[t]
+        slopes[0], slopes[1], slopes[2] = -CURTAIL_P, export_p[t], import_p[t]
+        slopes[3], slopes[4] = UNSERVED_P, ev_slope[t]
+        for q in range(5):
+            tags[t, q] = q
+        for q in range(1, 5):  # insertion sort by slope, stable
+            j = q
+            while j > 0 and slopes[tags[t, j - 1]] > slopes[tags[t, j]]:
+                tags[t, j - 1], tags[t, j] = tags[t, j], tags[t, j - 1]
+                j -= 1
+        brk[t, 0] = -(export_kwh[t] + pv[t] + ev_kwh[t])
+        for q in range(5):
+            brk[t, q + 1] = brk[t, q] + lens[tags[t, q]]
+        value_left = -export_p[t] * export_kwh[t] + CURTAIL_P * pv[t] - ev_slope[t] * ev_kwh[t]
         net = load[t] - pv[t]
-        up = min(charge_kwh[t], import_kwh[t] + pv[t])
-        down = min(discharge_kwh, load[t] + export_kwh[t])
+        up = min(charge_kwh[t], brk[t, 5] - net)
+        down = min(discharge_kwh, net - brk[t, 0])
         y0 = net - down
         g0 = value_left
-        for q in range(4):
-            g0 += slopes[q] * min(max(y0 - brk[t, q], 0.0), lens[q])
-        for q in range(4):
+        for q in range(5):
+            g0 += slopes[tags[t, q]] * min(max(y0 - brk[t, q], 0.0), lens[tags[t, q]])
+        for q in range(5):
+            s = slopes[tags[t, q]]
             dis = min(brk[t, q + 1], net) - max(brk[t, q], y0)
             chg = min(brk[t, q + 1], net + up) - max(brk[t, q], net)
             f_len[q] = max(dis, 0.0) / eta_d
-            f_slope[q] = eta_d * (slopes[q] - WEAR_P)
-            f_len[4 + q] = max(chg, 0.0) * eta_c
-            f_slope[4 + q] = slopes[q] / eta_c
+            f_slope[q] = eta_d * (s - WEAR_P)
+            f_len[5 + q] = max(chg, 0.0) * eta_c
+            f_slope[5 + q] = s / eta_c
         running = -np.inf
         total = 0.0
-        for q in range(8):
+        for q in range(10):
             if f_len[q] > TINY:
                 if f_slope[q] < running - 1e-12:
                     ok = False
                 running = max(running, f_slope[q])
             total += f_len[q] * f_slope[q]
-            r_len[t, 7 - q] = f_len[q]
-            r_slope[t, 7 - q] = -f_slope[q]
+            r_len[t, 9 - q] = f_len[q]
+            r_slope[t, 9 - q] = -f_slope[q]
         r_left[t] = -up * eta_c
         r_value_left[t] = g0 + WEAR_P * down + total
-    return r_len, r_slope, r_left, r_value_left, brk, ok
+    return r_len, r_slope, r_left, r_value_left, brk, tags, ok
 
 
 def solve_battery(p: Problem) -> Schedule | None:
@@ -230,7 +265,7 @@ def solve_battery(p: Problem) -> Schedule | None:
     bd = np.where(d < 0, -d * eta_d, 0.0)
     if pinned is not None:
         bc[0], bd[0] = pinned
-    imp, exp, curt, unserved = split_grid(brk, pv, export_kwh, net + bc - bd)
+    imp, exp, curt, unserved, _ = split_demand(sc, net + bc - bd, pv, export_kwh)
     return assemble(
         p, imp=imp, exp=exp, curt=curt, unserved=unserved, bc=bc, bd=bd, soc=soc,
         solver="battery-dp",

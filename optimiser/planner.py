@@ -2,6 +2,9 @@
 
 - battery only (no EV): the exact convex DP (:mod:`optimiser.battery_dp`);
 - one EV, no battery: sort-and-fill (:mod:`optimiser.ev_greedy`);
+- a battery and one EV: a Lagrangian price on the EV's target over the exact battery DP, with
+  each slot's import/export side chosen on a SoC grid where export pays more than import
+  (:mod:`optimiser.joint_dp`; its tested gap to the MILP is in the schedule's notes);
 - anything else (several EVs, carbon weight, negative prices, export worth more than import
   with a battery, ...): HiGHS, LP first and MIP where needed, on a live model.
 
@@ -16,6 +19,7 @@ from collections import Counter
 from optimiser.battery_dp import solve_battery
 from optimiser.ev_greedy import solve_ev
 from optimiser.highs_solver import TIME_LIMIT_S, WarmHighs
+from optimiser.joint_dp import solve_joint
 from optimiser.problem import Problem
 from optimiser.schedule import Schedule
 
@@ -26,6 +30,8 @@ def solve_fast(p: Problem) -> Schedule | None:
         return solve_battery(p)
     if p.battery is None and len(p.evs) == 1:
         return solve_ev(p)
+    if p.battery is not None and len(p.evs) == 1:
+        return solve_joint(p)
     return None
 
 
