@@ -137,7 +137,7 @@ def split_demand(
     return by[:, 2], exp, curt, by[:, 3], ev
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _slot_costs(
     pv: F64, load: F64, export_kwh: F64, import_kwh: F64, charge_kwh: F64, export_p: F64,
     import_p: F64, ev_kwh: F64, ev_slope: F64, discharge_kwh: float, eta_c: float,
@@ -272,7 +272,7 @@ def solve_battery(p: Problem) -> Schedule | None:
     )  # fmt: skip
 
 
-@njit(cache=True)  # compiled once per machine (cached beside the module)
+@njit(cache=True, nogil=True)  # compiled once, cached beside the module; GIL released
 def _value_dp(
     r_len: F64, r_slope: F64, r_left: F64, r_value_left: F64, first: int, lo: float, hi: float,
     end_lo: float, end_value: float, soc0: float, soc: F64,

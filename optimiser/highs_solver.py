@@ -207,12 +207,18 @@ class WarmHighs:
     def __init__(self, mip_abs_gap_p: float = 0.0, time_limit_s: float = TIME_LIMIT_S) -> None:
         self.mip_abs_gap_p = mip_abs_gap_p
         self.time_limit_s = time_limit_s
-        self._h = _new_highs()
+        self._live: highspy.Highs | None = None  # made on first use: most sites never need it
         self._key: Hashable | None = None
         self._model: LpModel | None = None
         self.warm_solves = 0
         self.cold_solves = 0
         self.mip_solves = 0
+
+    @property
+    def _h(self) -> highspy.Highs:
+        if self._live is None:
+            self._live = _new_highs()
+        return self._live
 
     def solve(self, p: Problem) -> Schedule:
         key = matrix_key(p)

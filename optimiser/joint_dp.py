@@ -120,7 +120,7 @@ def _ev_rules_hold(p: Problem, charge: F64) -> bool:
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _run(
     lam: float, tie: F64, priced: F64, pv: F64, load: F64, exp_cap: F64, imp_cap: F64, chg_cap: F64,
     export_p: F64, import_p: F64, ev_kwh: F64, dis_kwh: float, eta_c: float, eta_d: float,
@@ -150,7 +150,7 @@ def _run(
     return value
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _bisect(
     tie: F64, priced: F64, pv: F64, load: F64, exp_cap: F64, imp_cap: F64, chg_cap: F64,
     export_p: F64, import_p: F64, ev_kwh: F64, dis_kwh: float, eta_c: float, eta_d: float,
