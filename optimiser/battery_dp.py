@@ -79,9 +79,9 @@ def exact_conditions(p: Problem) -> bool:
     imp = effective_import_price(p)
     exp = p.export_price_p
     return bool(
-        np.all(exp >= 0) and np.all(imp >= exp) and np.all(imp < UNSERVED_P)
-        and b.charge_efficiency * b.discharge_efficiency >= MIN_ROUND_TRIP
-        and b.value_p_per_kwh >= 0
+        b.charge_efficiency * b.discharge_efficiency >= MIN_ROUND_TRIP
+        and b.value_p_per_kwh >= 0 and exp.min() >= 0 and (imp - exp).min() >= 0
+        and imp.max() < UNSERVED_P
     )  # fmt: skip
 
 
@@ -128,13 +128,26 @@ def split_demand(
 ) -> tuple[F64, F64, F64, F64, F64]:
     """A cheapest (import, export, curtailed, unserved, EV charge) for the demand y (battery
     included, EV not), walking each slot's slope-sorted grid segments."""
-    taken = np.clip(y[:, None] - sc.brk[:, :-1], 0.0, np.diff(sc.brk, axis=1))
-    by = np.zeros_like(taken)
-    np.put_along_axis(by, sc.tags, taken, axis=1)
-    ev = np.zeros(y.size) if ev_kwh is None else np.maximum(ev_kwh - by[:, 4], 0.0)
-    curt = np.maximum(pv - by[:, 0], 0.0)
+    ev = np.zeros(y.size) if ev_kwh is None else ev_kwh
+    return _split(sc.brk, sc.tags, y, pv, export_kwh, ev)
+
+
+@njit(cache=True, nogil=True)
+def _split(
+    brk: F64, tags: npt.NDArray[np.int64], y: F64, pv: F64, export_kwh: F64, ev_kwh: F64
+) -> tuple[F64, F64, F64, F64, F64]:
+    n = y.size
+    by = np.zeros((n, 5))
+    for t in range(n):
+        for q in range(5):
+            seg = brk[t, q + 1] - brk[t, q]
+            by[t, tags[t, q]] = min(max(y[t] - brk[t, q], 0.0), seg)
+    imp = by[:, 2].copy()
+    unserved = by[:, 3].copy()
     exp = np.maximum(export_kwh - by[:, 1], 0.0)
-    return by[:, 2], exp, curt, by[:, 3], ev
+    curt = np.maximum(pv - by[:, 0], 0.0)
+    ev = np.maximum(ev_kwh - by[:, 4], 0.0)
+    return imp, exp, curt, unserved, ev
 
 
 @njit(cache=True, nogil=True)
