@@ -2,11 +2,11 @@
 
 - battery only (no EV): the exact convex DP (:mod:`optimiser.battery_dp`);
 - one EV, no battery: sort-and-fill (:mod:`optimiser.ev_greedy`);
-- a battery and one EV: a Lagrangian price on the EV's target over the exact battery DP, with
-  each slot's import/export side chosen on a SoC grid where export pays more than import
-  (:mod:`optimiser.joint_dp`; its tested gap to the MILP is in the schedule's notes);
-- anything else (several EVs, carbon weight, negative prices, export worth more than import
-  with a battery, ...): HiGHS, LP first and MIP where needed, on a live model.
+- a battery and one EV: a Lagrangian price on the EV's target over the exact battery DP
+  (:mod:`optimiser.joint_dp`);
+- anything else (several EVs, negative prices, export worth more than import with a battery as
+  on IO Go, a slot cap the fast plan would break, ...): HiGHS, LP first and MIP where needed,
+  on a live model.
 
 Each fast path declines (returns None) a problem outside the conditions under which it is
 exact, and HiGHS solves it. :class:`Planner` is reusable for any number of solves.
