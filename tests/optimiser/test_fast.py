@@ -143,3 +143,18 @@ def test_joint_dp_takes_battery_and_ev_sites_and_declines_export_above_import():
                     np.full(n, 0.4), np.zeros(n), Grid(), bat, (ev,))  # fmt: skip
     s = solve(io_go)
     assert s.solver == "highs" and s.mip
+
+
+def test_battery_dp_ties_discharge_early_and_charge_late():
+    # Flat prices make every slot equally good; the daemon's self-use must cover the first
+    # hours of a flat peak, so of equal plans the DP discharges first and charges last.
+    n = 12
+    flat = Problem(START, 30, np.full(n, 27.0), np.zeros(n), np.full(n, 0.5), np.zeros(n), Grid(),
+                   Battery(9.5, 3.0, 1.0, final_soc_kwh_min=1.0), ())  # fmt: skip
+    s = solve(flat)
+    assert s.solver == "battery-dp"
+    assert np.allclose(s.battery_discharge_kwh[:3], 0.5) and s.battery_discharge_kwh[4:].sum() < 1e-9
+    night = Problem(START, 30, np.full(n, 7.0), np.zeros(n), np.full(n, 0.5), np.zeros(n), Grid(),
+                    Battery(9.5, 3.0, 1.0, final_soc_kwh_min=5.0), ())  # fmt: skip
+    s = solve(night)
+    assert s.battery_charge_kwh[:10].sum() < 1e-9 and s.battery_charge_kwh[11] == pytest.approx(1.5)
