@@ -1,14 +1,23 @@
-"""The LP scheduler for EV charging and home batteries (pure: no clock, no I/O)."""
+"""The scheduler for EV charging and home batteries (pure: no clock, no I/O).
 
-from optimiser.highs_solver import HighsPlanner, solve_highs
+:func:`solve` and :class:`Planner` pick the fastest exact method for the problem's shape
+(optimiser.planner) and fall back to HiGHS; ``solver="highs"`` forces HiGHS, ``"cbc"`` the
+PuLP reference.
+"""
+
+from optimiser.highs_solver import solve_highs
+from optimiser.planner import HighsPlanner, Planner, solve_fast
 from optimiser.problem import EV, Battery, FirstSlot, Grid, Problem, ProblemError, parse_problem
 from optimiser.schedule import Dispatch, EvPlan, Schedule
 
-SOLVERS = ("highs", "cbc")
+SOLVERS = ("auto", "highs", "cbc")
 
 
-def solve(problem: Problem, solver: str = "highs") -> Schedule:
-    """Solve one problem: ``highs`` (sparse HiGHS model) or ``cbc`` (the PuLP reference)."""
+def solve(problem: Problem, solver: str = "auto") -> Schedule:
+    """Solve one problem: ``auto`` (a fast exact path where the shape has one, else HiGHS),
+    ``highs`` (the sparse HiGHS model) or ``cbc`` (the PuLP reference)."""
+    if solver == "auto":
+        return solve_fast(problem) or solve_highs(problem)
     if solver == "highs":
         return solve_highs(problem)
     if solver == "cbc":
@@ -27,6 +36,7 @@ __all__ = [
     "FirstSlot",
     "Grid",
     "HighsPlanner",
+    "Planner",
     "Problem",
     "ProblemError",
     "Schedule",

@@ -4,8 +4,7 @@ The LP relaxation is solved first. Binaries are added only for what the LP solut
 simultaneous import and export, simultaneous charge and discharge (both only pay when prices
 are negative or export beats import), an EV over its per-day slot cap, or an EV below its
 minimum non-zero power. An LP solution that breaks nothing is optimal for the MIP too.
-:class:`HighsPlanner` keeps one HiGHS instance per problem shape and only changes costs and
-bounds between solves of that shape.
+:class:`WarmHighs` keeps one live HiGHS LP and sends only the costs and bounds that changed.
 """
 
 from __future__ import annotations
@@ -15,19 +14,16 @@ from collections.abc import Hashable
 import highspy
 import numpy as np
 
+from optimiser.assemble import assemble
 from optimiser.model import (
-    CURTAIL_P,
-    SHORTFALL_P,
-    TIE_BREAK_P,
-    UNSERVED_P,
-    WEAR_P,
     Binaries,
     LpModel,
     build,
+    matrix_key,
     midday_periods,
 )
 from optimiser.problem import Problem
-from optimiser.schedule import Costs, EvPlan, Schedule, dispatch_intervals
+from optimiser.schedule import Schedule
 
 EPS = 1e-6
 TIME_LIMIT_S = 3.0
@@ -50,6 +46,7 @@ def _new_highs() -> highspy.Highs:
 
 
 def _pass(h: highspy.Highs, m: LpModel) -> None:
+    assert m.a is not None, "a model built with matrix=False cannot be passed"
     lp = highspy.HighsLp()
     lp.num_col_ = m.cost.size
     lp.num_row_ = m.row_lower.size
@@ -72,7 +69,11 @@ def _pass(h: highspy.Highs, m: LpModel) -> None:
         raise RuntimeError("HiGHS refused the model")
 
 
-def _run(h: highspy.Highs) -> tuple[np.ndarray, float, str]:
+def _run(h: highspy.Highs, limit_s: float = TIME_LIMIT_S) -> tuple[np.ndarray, float, str]:
+    # HiGHS compares time_limit with the object's total run clock, which never resets between
+    # runs (issue 15: a reused object failed every solve after 988 warm 8-slot solves with a
+    # 0.2 s limit, after ~7,000 with 3 s). The limit is therefore moved on before every run.
+    h.setOptionValue("time_limit", h.getRunTime() + limit_s)
     h.run()
     status = h.getModelStatus()
     info = h.getInfo()
@@ -110,47 +111,39 @@ def needed_binaries(p: Problem, m: LpModel, x: np.ndarray, have: Binaries) -> Bi
 
 
 def to_schedule(p: Problem, m: LpModel, x: np.ndarray, objective: float, solver: str) -> Schedule:
+    """The schedule from a solution. Every column is >= 0, but HiGHS may return -5e-7 within its
+    feasibility tolerance; on the 10,000 p/kWh unserved column that moved the objective by
+    0.005 p (hypothesis found it against CBC), so values are clipped at 0 and the objective is
+    recomputed from them (``objective`` is HiGHS's, kept for the signature)."""
+    del objective
     lay, n = m.layout, p.n
+    x = np.maximum(x, 0.0)
     seg = lambda k: x[k : k + n].copy() if k >= 0 else np.zeros(n)  # noqa: E731
-    imp, exp = seg(lay.imp), seg(lay.exp)
-    curt, unserved = seg(lay.curt), seg(lay.unserved)
-    bc, bd, soc = seg(lay.bc), seg(lay.bd), seg(lay.soc)
-    if p.battery is None:
-        soc = np.zeros(n)
-    evs = []
-    shortfall_pen = 0.0
-    tie = 0.0
-    for i, ev in enumerate(p.evs):
-        c = seg(lay.ev_c[i])
-        short = float(x[lay.ev_short[i]])
-        shortfall_pen += SHORTFALL_P * short
-        tie += float(np.dot(TIE_BREAK_P * (np.arange(n) + 1), c))
-        evs.append(EvPlan(ev.id, c, seg(lay.ev_soc[i]), short,
-                          dispatch_intervals(p.start, p.slot_minutes, c)))  # fmt: skip
-    carbon = 0.0
-    if p.carbon_g_per_kwh is not None and p.carbon_weight_p_per_kg:
-        carbon = float(np.dot(p.carbon_weight_p_per_kg * p.carbon_g_per_kwh / 1000.0, imp))
-    terminal = p.battery.value_p_per_kwh * float(soc[-1]) if p.battery is not None else 0.0
-    costs = Costs(
-        import_p=float(np.dot(p.import_price_p, imp)),
-        export_p=float(np.dot(p.export_price_p, exp)),
-        carbon_p=carbon,
-        shortfall_penalty_p=shortfall_pen,
-        unserved_penalty_p=UNSERVED_P * float(unserved.sum()),
-        terminal_value_p=terminal,
-        small_terms_p=tie + WEAR_P * float(bd.sum()) + CURTAIL_P * float(curt.sum()),
-    )
-    notes = []
-    if unserved.sum() > EPS:
-        notes.append(f"{unserved.sum():.3f} kWh of load exceeds what the site limits can serve")
-    status = "feasible" if unserved.sum() > EPS else "optimal"
-    return Schedule(
-        status=status, objective_p=objective, costs=costs, start=p.start,
-        slot_minutes=p.slot_minutes, grid_import_kwh=imp, grid_export_kwh=exp,
-        battery_charge_kwh=bc, battery_discharge_kwh=bd, battery_soc_kwh=soc,
-        pv_curtailed_kwh=curt, unserved_kwh=unserved, evs=tuple(evs), solver=solver,
-        mip=m.binaries.any, notes=tuple(notes),
+    return assemble(
+        p, imp=seg(lay.imp), exp=seg(lay.exp), curt=seg(lay.curt), unserved=seg(lay.unserved),
+        bc=seg(lay.bc), bd=seg(lay.bd), soc=seg(lay.soc),
+        ev_charge=[seg(c) for c in lay.ev_c], ev_soc=[seg(s) for s in lay.ev_soc],
+        shortfall=[float(x[k]) for k in lay.ev_short], solver=solver, mip=m.binaries.any,
     )  # fmt: skip
+
+
+def net_equal_prices(p: Problem, m: LpModel, x: np.ndarray) -> np.ndarray:
+    """Where import costs exactly what export earns, an LP optimum may import and export in one
+    slot (a tie, not a gain: 1,172 of 2,000 IO Flux sites went to the MIP for it, issue 15).
+    Netting the two leaves the objective and the balance unchanged and breaks no bound."""
+    lay, n = m.layout, p.n
+    imp_cost = p.import_price_p
+    if p.carbon_g_per_kwh is not None and p.carbon_weight_p_per_kg:
+        imp_cost = imp_cost + p.carbon_weight_p_per_kg * p.carbon_g_per_kwh / 1000.0
+    imp, exp = x[lay.imp : lay.imp + n], x[lay.exp : lay.exp + n]
+    both = (imp > EPS) & (exp > EPS) & (imp_cost == p.export_price_p)
+    if not both.any():
+        return x
+    x = x.copy()
+    d = np.minimum(imp, exp) * both
+    x[lay.imp : lay.imp + n] -= d
+    x[lay.exp : lay.exp + n] -= d
+    return x
 
 
 def data_binaries(p: Problem) -> Binaries:
@@ -183,7 +176,10 @@ def _union(a: Binaries, b: Binaries) -> Binaries:
 
 
 def solve_highs(
-    p: Problem, h: highspy.Highs | None = None, mip_abs_gap_p: float = 0.0
+    p: Problem,
+    h: highspy.Highs | None = None,
+    mip_abs_gap_p: float = 0.0,
+    time_limit_s: float = TIME_LIMIT_S,
 ) -> Schedule:
     """LP first; if it breaks a disjunction, add the binaries the data says may bind (and any
     the LP broke) and solve the MIP; repeat until nothing new breaks."""
@@ -197,7 +193,9 @@ def solve_highs(
             bins = Binaries(every, every if p.battery is not None else (), tuple(range(len(p.evs))))
         m = build(p, bins)
         _pass(h, m)
-        x, obj, quality = _run(h)
+        x, obj, quality = _run(h, time_limit_s)
+        if not bins.any:
+            x = net_equal_prices(p, m, x)
         more = needed_binaries(p, m, x, bins)
         if more == bins or attempt == 5 or quality != "optimal":
             return _with_quality(to_schedule(p, m, x, obj, "highs"), quality)
@@ -205,57 +203,58 @@ def solve_highs(
     raise AssertionError("unreachable")
 
 
-class HighsPlanner:
-    """Re-solves problems of one shape on a live HiGHS model, changing costs and bounds only.
+class WarmHighs:
+    """Re-solves problems on one live HiGHS LP: while the matrix stays the same
+    (:func:`optimiser.model.matrix_key`), only the costs and bounds that changed are sent and
+    the matrix is never rebuilt. A problem whose LP breaks a disjunction goes to the MIP path
+    (:func:`solve_highs`), which builds its own model."""
 
-    The shape is (slots, battery or not, EV count, their flags). A problem that needed
-    binaries is solved afresh (and the live model is not reused for it).
-    """
-
-    def __init__(self, mip_abs_gap_p: float = 0.0) -> None:
-        """``mip_abs_gap_p``: where binaries are needed, stop once the plan is proven within
-        this many pence of the best (0: prove it optimal)."""
+    def __init__(self, mip_abs_gap_p: float = 0.0, time_limit_s: float = TIME_LIMIT_S) -> None:
         self.mip_abs_gap_p = mip_abs_gap_p
-        self._h = _new_highs()
-        self._shape: Hashable | None = None
+        self.time_limit_s = time_limit_s
+        self._live: highspy.Highs | None = None  # made on first use: most sites never need it
+        self._key: Hashable | None = None
         self._model: LpModel | None = None
         self.warm_solves = 0
         self.cold_solves = 0
+        self.mip_solves = 0
 
-    @staticmethod
-    def shape(p: Problem) -> Hashable:
-        b = p.battery
-        return (
-            p.n, p.slot_minutes, b is not None, b is not None and b.grid_charge,
-            b is not None and b.grid_export,
-            tuple(
-                (p.ready_index(e), e.max_charge_slots_per_day, e.min_charge_kw > 0) for e in p.evs
-            ),
-        )  # fmt: skip
+    @property
+    def _h(self) -> highspy.Highs:
+        if self._live is None:
+            self._live = _new_highs()
+        return self._live
 
     def solve(self, p: Problem) -> Schedule:
-        shape = self.shape(p)
-        m = build(p)
-        if shape != self._shape or self._model is None:
+        key = matrix_key(p)
+        old = self._model
+        if key != self._key or old is None:
+            m = build(p)
             _pass(self._h, m)
-            self._shape, self._model = shape, m
+            self._key = key
             self.cold_solves += 1
         else:
-            # Same structure, new numbers. Matrix coefficients that depend on efficiencies
-            # are part of the shape only through the build: re-pass if they changed.
-            if not np.array_equal(m.a.data, self._model.a.data):
-                _pass(self._h, m)
-                self.cold_solves += 1
-            else:
-                idx = np.arange(m.cost.size, dtype=np.int32)
-                self._h.changeColsCost(idx.size, idx, m.cost)
-                self._h.changeColsBounds(idx.size, idx, m.col_lower, m.col_upper)
-                ridx = np.arange(m.row_lower.size, dtype=np.int32)
-                self._h.changeRowsBounds(ridx.size, ridx, m.row_lower, m.row_upper)  # type: ignore[attr-defined]
-                self.warm_solves += 1
-            self._model = m
-        x, obj, _ = _run(self._h)
+            m = build(p, matrix=False)
+            self._send_changes(old, m)
+            self.warm_solves += 1
+        self._model = m
+        x, obj, _ = _run(self._h, self.time_limit_s)
+        x = net_equal_prices(p, m, x)
         if needed_binaries(p, m, x, Binaries()).any:
-            self._shape = None  # the live model is LP-only; the MIP path builds its own
-            return solve_highs(p, mip_abs_gap_p=self.mip_abs_gap_p)
+            self.mip_solves += 1
+            return solve_highs(p, mip_abs_gap_p=self.mip_abs_gap_p, time_limit_s=self.time_limit_s)
         return to_schedule(p, m, x, obj, "highs")
+
+    def _send_changes(self, old: LpModel, m: LpModel) -> None:
+        h = self._h
+        c = np.flatnonzero(old.cost != m.cost).astype(np.int32)
+        if c.size:
+            h.changeColsCost(c.size, c, m.cost[c])
+        b = np.flatnonzero((old.col_lower != m.col_lower) | (old.col_upper != m.col_upper))
+        if b.size:
+            b = b.astype(np.int32)
+            h.changeColsBounds(b.size, b, m.col_lower[b], m.col_upper[b])
+        r = np.flatnonzero((old.row_lower != m.row_lower) | (old.row_upper != m.row_upper))
+        if r.size:
+            r = r.astype(np.int32)
+            h.changeRowsBounds(r.size, r, m.row_lower[r], m.row_upper[r])  # type: ignore[attr-defined]

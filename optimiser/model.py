@@ -76,7 +76,7 @@ class LpModel:
     cost: F64
     col_lower: F64
     col_upper: F64
-    a: sp.csc_matrix
+    a: sp.csc_matrix | None  # None when built for a warm re-solve (numbers only)
     row_lower: F64
     row_upper: F64
     integrality: npt.NDArray[np.int8]
@@ -92,6 +92,20 @@ def midday_periods(problem: Problem) -> I64:
         local = problem.slot_start(i).astimezone(LONDON)
         out[i] = (local - timedelta(hours=12)).date().toordinal()
     return out
+
+
+def matrix_key(p: Problem) -> tuple[object, ...]:
+    """Everything the LP matrix (no binaries) depends on: equal keys, equal matrices. Prices,
+    loads, SoC, limits, plug-in times and pins are bounds or costs, not coefficients."""
+    b = p.battery
+    return (
+        p.n, p.slot_minutes,
+        None if b is None else (b.charge_efficiency, b.discharge_efficiency),
+        tuple(
+            (e.efficiency, p.ready_index(e), min(e.target_soc_kwh, e.capacity_kwh) > e.soc_kwh)
+            for e in p.evs
+        ),
+    )  # fmt: skip
 
 
 def _layout(p: Problem, bins: Binaries) -> Layout:
@@ -122,7 +136,9 @@ def _layout(p: Problem, bins: Binaries) -> Layout:
     return lay
 
 
-def build(p: Problem, bins: Binaries = Binaries()) -> LpModel:
+def build(p: Problem, bins: Binaries = Binaries(), matrix: bool = True) -> LpModel:
+    """The model; ``matrix=False`` computes costs and bounds only, for a live model whose
+    matrix is known to be the same (see :func:`matrix_key`)."""
     n, h = p.n, p.slot_hours
     lay = _layout(p, bins)
     N = lay.num_col
@@ -153,6 +169,8 @@ def build(p: Problem, bins: Binaries = Binaries()) -> LpModel:
     nrow = 0
 
     def add(r: I64, c: I64, v: F64 | float) -> None:
+        if not matrix:
+            return
         rows.append(np.asarray(r, dtype=np.int64))
         cols.append(np.asarray(c, dtype=np.int64))
         vals.append(np.broadcast_to(np.asarray(v, dtype=np.float64), np.shape(r)).copy())
@@ -279,9 +297,11 @@ def build(p: Problem, bins: Binaries = Binaries()) -> LpModel:
         for e_i, ev in enumerate(p.evs):
             fix(lay.ev_c[e_i], wanted.get(ev.id))
 
-    a = sp.csc_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(nrow, N)
-    )
+    a = None
+    if matrix:
+        a = sp.csc_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(nrow, N)
+        )
     return LpModel(
         layout=lay, cost=cost, col_lower=lo, col_upper=up, a=a,
         row_lower=np.concatenate(rlo), row_upper=np.concatenate(rup), integrality=integ,

@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--out", required=True, type=Path, help="schedule.json")
     p.add_argument("--plot", type=Path, help="write a PNG of the plan")
     p.add_argument("--export-lp", type=Path, help="write the model as an .lp file (PuLP)")
-    p.add_argument("--solver", choices=SOLVERS, default="highs")
+    p.add_argument("--solver", choices=SOLVERS, default="auto")
     p.set_defaults(run=run)
 
 

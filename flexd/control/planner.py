@@ -20,7 +20,8 @@ from flexd.control.plan import Plan
 from flexd.control.runtime import DeviceRuntime, SiteRuntime
 from flexd.control.tariff_view import now_view, tariff_fallback
 from flexd.storage import DispatchRow
-from optimiser import EV, Battery, FirstSlot, Grid, HighsPlanner, Problem, Schedule
+from optimiser import EV, Battery, FirstSlot, Grid, Problem, Schedule
+from optimiser import Planner as SchedulePlanner
 from rating.prices import PriceBook
 
 log = structlog.get_logger("flexd.control.planner")
@@ -49,7 +50,7 @@ class Planner:
         self.forecaster = ProfileForecaster()
         # Within half a penny of the best plan is as good as the best: on the MIP nights
         # (grid arbitrage under fixed rates) this cuts the solve ~30 % (BENCHMARKS.md).
-        self.solver = HighsPlanner(mip_abs_gap_p=0.5)
+        self.solver = SchedulePlanner(mip_abs_gap_p=0.5)
 
     def now_view(self, now: datetime, smart: bool = False) -> dict[str, object]:
         return now_view(self.prices, self.tariff, now, smart)

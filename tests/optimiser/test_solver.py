@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from optimiser import EV, Battery, Grid, HighsPlanner, Problem, parse_problem, solve
+from optimiser import EV, Battery, Grid, Planner, Problem, parse_problem, solve
 from tests.optimiser.invariants import check
 
 START = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -33,6 +33,9 @@ def car(n, soc=20.0, target=50.0, ready=None, cap=None, plugged=None, max_kw=7.4
 def both(p):
     a = solve(p)
     check(p, a)
+    h = solve(p, "highs")
+    check(p, h)
+    assert a.objective_p == pytest.approx(h.objective_p, rel=1e-6, abs=1e-6)
     b = solve(p, "cbc")
     check(p, b)
     assert a.objective_p == pytest.approx(b.objective_p, rel=1e-6, abs=1e-6)
@@ -103,14 +106,14 @@ def test_real_agile_day_sample(tmp_path):
 
 def test_planner_warm_solves_match_cold():
     rng = np.random.default_rng(5)
-    planner = HighsPlanner()
+    planner = Planner(fast=False)
     for _ in range(6):
         prices = rng.uniform(5, 35, 48)
         p = problem(prices, export=prices * 0.4, load=rng.uniform(0.1, 1, 48), battery=Battery(9.5, 4.75, 0.95))
         warm = planner.solve(p)
         check(p, warm)
         assert warm.objective_p == pytest.approx(solve(p).objective_p, rel=1e-9, abs=1e-9)
-    assert planner.warm_solves == 5
+    assert planner.highs.warm_solves == 5
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -154,6 +157,6 @@ def test_planner_gap_keeps_a_mip_plan_within_the_gap_of_the_best():
                 battery=Battery(9.5, 4.75, 0.95), evs=[car(24, soc=20, target=45)])  # fmt: skip
     exact = solve(p)
     assert exact.mip
-    gapped = HighsPlanner(mip_abs_gap_p=0.5).solve(p)
+    gapped = Planner(mip_abs_gap_p=0.5).solve(p)
     check(p, gapped)
     assert exact.objective_p <= gapped.objective_p <= exact.objective_p + 0.5 + 1e-6

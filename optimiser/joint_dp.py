@@ -1,0 +1,211 @@
+"""Battery + one EV (+ PV), exact: a Lagrangian price on the EV's target over the exact
+battery DP of :mod:`optimiser.battery_dp`.
+
+For a price lam per kWh of the EV's target, the EV in a slot is one more grid-side segment (up
+to its slot energy, lam less the tie-break cheaper than it costs), so each slot's cost stays
+convex and the battery DP solves battery and EV together. The EV's energy before ready-by
+grows with lam; bisection finds the price where it meets the target, and the two plans either
+side of it are mixed to meet it exactly (a convex combination of two optima of the same
+Lagrangian, so an optimum of the LP). A plan that breaks the EV's slot cap or minimum power is
+declined, and so is a problem where export pays more than import in some slot: there the MIP's
+import-or-export choice makes the slot cost non-convex. Searches over those choices were tried
+and measured against the MILP on 40 IO Go instances (a 0.1 kWh SoC-grid DP with the EV priced at
+lam and above: 3 of 40 beyond max(0.25 %, 0.5 p), 17.6 ms median; single-slot flips: 6 of 40,
+35 ms): at lam the EV is indifferent between night slots and the grid gives the battery export
+slots the EV needs. HiGHS keeps those problems (BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from optimiser.assemble import assemble
+from optimiser.battery_dp import (
+    MIN_ROUND_TRIP,
+    _slot_costs,
+    _value_dp,
+    effective_import_price,
+    slot_costs,
+    split_demand,
+)
+from optimiser.model import SHORTFALL_P, TIE_BREAK_P, UNSERVED_P, midday_periods
+from optimiser.problem import Problem
+from optimiser.schedule import Schedule
+
+F64 = npt.NDArray[np.float64]
+BISECT_STEPS = 30
+
+
+def solve_joint(p: Problem) -> Schedule | None:
+    """The exact plan for a battery and one EV, or None where this path does not apply."""
+    b = p.battery
+    if b is None or len(p.evs) != 1 or p.first_slot is not None:
+        return None
+    ev = p.evs[0]
+    imp_cost = effective_import_price(p).astype(np.float64)
+    if (
+        np.any(p.export_price_p < 0) or np.any(imp_cost < p.export_price_p)
+        or np.any(imp_cost >= UNSERVED_P)
+        or b.charge_efficiency * b.discharge_efficiency < MIN_ROUND_TRIP
+        or b.value_p_per_kwh < 0
+    ):  # fmt: skip
+        return None  # export above import: import-or-export is a binary there (HiGHS's MIP)
+    n, h = p.n, p.slot_hours
+    surplus = np.maximum(p.pv_kwh - p.load_kwh, 0.0)
+    export_kwh = np.full(n, p.grid.export_kw * h)
+    charge_kwh = np.full(n, b.charge_kw * h)
+    if not b.grid_export:
+        export_kwh = np.minimum(export_kwh, surplus)
+    if not b.grid_charge:
+        charge_kwh = np.minimum(charge_kwh, surplus)
+    import_kwh = np.full(n, p.grid.import_kw * h)
+    k = p.ready_index(ev)
+    target = min(ev.target_soc_kwh, ev.capacity_kwh)
+    need = (target - ev.soc_kwh) / ev.efficiency if k >= 1 and target > ev.soc_kwh else 0.0
+    ev_kwh = np.where(np.asarray(ev.plugged_in, dtype=bool), ev.max_charge_kw * h, 0.0)
+    # Before ready-by the EV's energy earns the target's price; after it, nothing (it still
+    # takes PV that would be curtailed, as the LP does, for the curtailment cost it saves).
+    priced = (np.arange(n) < k).astype(np.float64)
+    tie = (TIE_BREAK_P * (np.arange(n) + 1)).astype(np.float64)
+    lo, hi = b.min_soc_kwh, b.max_soc
+    # Above every slot's price (over the round trips), the EV takes all it can get.
+    bracket = float(max(imp_cost.max(), p.export_price_p.max()) / (b.charge_efficiency
+                    * b.discharge_efficiency * ev.efficiency) + 1.0)  # fmt: skip
+    soc_a, c_a, soc_b, c_b = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    theta, _ = _bisect(
+        tie, priced, p.pv_kwh, p.load_kwh, export_kwh, import_kwh, charge_kwh,
+        p.export_price_p, imp_cost, ev_kwh, b.discharge_kw * h, b.charge_efficiency,
+        b.discharge_efficiency, lo, hi, max(lo, b.final_min), b.value_p_per_kwh, b.soc_kwh, need,
+        SHORTFALL_P * ev.efficiency, bracket, soc_a, c_a, soc_b, c_b,
+    )  # fmt: skip
+    if np.isnan(theta):
+        return None  # infeasible SoC bounds or a non-convex slot: HiGHS
+    soc = theta * soc_a + (1 - theta) * soc_b
+    charge = theta * c_a + (1 - theta) * c_b
+    ev_soc = ev.soc_kwh + ev.efficiency * np.cumsum(charge)
+    if not _ev_rules_hold(p, charge) or ev_soc.max() > ev.capacity_kwh + 1e-9:
+        return None
+    u = _battery_ac(soc, b.soc_kwh, b.charge_efficiency, b.discharge_efficiency)
+    plain = slot_costs(p, p.load_kwh, export_kwh, import_kwh, charge_kwh)
+    if plain is None:
+        return None
+    net = p.load_kwh - p.pv_kwh
+    imp, exp, curt, unserved, _ = split_demand(plain, net + charge + u, p.pv_kwh, export_kwh)
+    reached = ev_soc[k - 1] if k >= 1 else ev.soc_kwh
+    short = max(0.0, target - reached) if need > 0 else 0.0
+    return assemble(
+        p, imp=imp, exp=exp, curt=curt, unserved=unserved, bc=np.maximum(u, 0.0),
+        bd=np.maximum(-u, 0.0), soc=soc, ev_charge=[charge], ev_soc=[ev_soc], shortfall=[short],
+        solver="joint-dp",
+    )  # fmt: skip
+
+
+def _battery_ac(soc: F64, soc0: float, eta_c: float, eta_d: float) -> F64:
+    """AC kWh into (+) or out of (-) the battery per slot, from the SoC path."""
+    d = np.diff(soc, prepend=soc0)
+    return np.where(d > 0, d / eta_c, d * eta_d)
+
+
+def _ev_rules_hold(p: Problem, charge: F64) -> bool:
+    ev = p.evs[0]
+    on = charge > 1e-6
+    m = ev.min_charge_kw * p.slot_hours
+    if m > 0 and np.any(on & (charge < m - 1e-6)):
+        return False
+    if ev.max_charge_slots_per_day is not None:
+        periods = midday_periods(p)
+        for per in np.unique(periods[on]):
+            if int(np.sum(on & (periods == per))) > ev.max_charge_slots_per_day:
+                return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _run(
+    lam: float, tie: F64, priced: F64, pv: F64, load: F64, exp_cap: F64, imp_cap: F64, chg_cap: F64,
+    export_p: F64, import_p: F64, ev_kwh: F64, dis_kwh: float, eta_c: float, eta_d: float,
+    lo: float, hi: float, end_lo: float, end_value: float, soc0: float, soc: F64, charge: F64,
+) -> float:  # fmt: skip
+    """One Lagrangian solve at EV price ``lam``: fills the SoC path and the EV charge; returns
+    the optimal value (NaN: infeasible or a non-convex slot)."""
+    r_len, r_slope, r_left, r_vl, brk, tags, ok = _slot_costs(
+        pv, load, exp_cap, imp_cap, chg_cap, export_p, import_p, ev_kwh, lam * priced - tie,
+        dis_kwh, eta_c, eta_d,
+    )  # fmt: skip
+    if not ok:
+        return np.nan
+    value = _value_dp(r_len, r_slope, r_left, r_vl, 0, lo, hi, end_lo, end_value, soc0, soc)
+    if np.isnan(value):
+        return value
+    prev = soc0
+    for t in range(soc.size):
+        d = soc[t] - prev
+        prev = soc[t]
+        y = load[t] - pv[t] + (d / eta_c if d > 0 else d * eta_d)
+        charge[t] = 0.0
+        for q in range(5):
+            if tags[t, q] == 4:
+                seg = brk[t, q + 1] - brk[t, q]
+                charge[t] = ev_kwh[t] - min(max(y - brk[t, q], 0.0), seg)
+    return value
+
+
+@njit(cache=True, nogil=True)
+def _bisect(
+    tie: F64, priced: F64, pv: F64, load: F64, exp_cap: F64, imp_cap: F64, chg_cap: F64,
+    export_p: F64, import_p: F64, ev_kwh: F64, dis_kwh: float, eta_c: float, eta_d: float,
+    lo: float,
+    hi: float, end_lo: float, end_value: float, soc0: float, need: float, penalty: float,
+    bracket: float, soc_a: F64, c_a: F64, soc_b: F64, c_b: F64,
+) -> tuple[float, float]:  # fmt: skip
+    """The EV target's price by bisection. Fills plan a (below the target) and plan b (at or
+    above it); returns (theta, price): theta*a + (1 - theta)*b meets the target exactly.
+    theta NaN: infeasible."""
+    args = (tie, priced, pv, load, exp_cap, imp_cap, chg_cap, export_p, import_p, ev_kwh, dis_kwh,
+            eta_c, eta_d, lo, hi, end_lo, end_value, soc0)  # fmt: skip
+    if need <= 1e-12:
+        v = _run(0.0, *args, soc_b, c_b)
+        return (0.0 if not np.isnan(v) else np.nan), 0.0
+    hi_lam = min(bracket, penalty)
+    v = _run(hi_lam, *args, soc_b, c_b)
+    if np.isnan(v):
+        return np.nan, 0.0
+    if (c_b * priced).sum() < need - 1e-9:
+        v = _run(penalty, *args, soc_b, c_b)  # the target is dear or out of reach
+        if np.isnan(v):
+            return np.nan, 0.0
+        if (c_b * priced).sum() <= need + 1e-9:
+            return 0.0, penalty
+        hi_lam = penalty
+    lo_lam = 0.0
+    v = _run(lo_lam, *args, soc_a, c_a)
+    if np.isnan(v):
+        return np.nan, 0.0
+    if (c_a * priced).sum() >= need - 1e-9:
+        soc_b[:] = soc_a
+        c_b[:] = c_a
+        return 0.0, 0.0
+    soc_m = np.empty(soc_a.size)
+    c_m = np.empty(soc_a.size)
+    for _ in range(BISECT_STEPS):
+        mid = 0.5 * (lo_lam + hi_lam)
+        v = _run(mid, *args, soc_m, c_m)
+        if np.isnan(v):
+            return np.nan, 0.0
+        total = (c_m * priced).sum()
+        if total >= need:
+            hi_lam = mid
+            soc_b[:] = soc_m
+            c_b[:] = c_m
+            if total <= need + 1e-9:
+                break
+        else:
+            lo_lam = mid
+            soc_a[:] = soc_m
+            c_a[:] = c_m
+    a = (c_a * priced).sum()
+    z = (c_b * priced).sum()
+    theta = (z - need) / (z - a) if z - a > 1e-12 else 0.0
+    return theta, hi_lam
