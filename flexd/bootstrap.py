@@ -8,9 +8,11 @@ import ssl
 import sys
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from time import perf_counter
 
 import structlog
 
+import optimiser
 from core.clock import Clock, ScaledClock, SystemClock
 from core.timegrid import LONDON
 from flexd.config import Config, ConfigError, load_config
@@ -76,6 +78,18 @@ async def run_daemon(
     if fresh_database and isinstance(config.database, Path):
         for suffix in ("", "-wal", "-shm"):
             Path(f"{config.database}{suffix}").unlink(missing_ok=True)
+    try:
+        storage = await Storage.open(config.database, config.database_password)
+    except Exception as exc:  # the one line an operator needs, never a traceback
+        where = redact(str(config.database))
+        print(f"flexd: database {where}: {type(exc).__name__}: {exc}".splitlines()[0],
+              file=sys.stderr)  # fmt: skip
+        return 2
+    # The planner's compiled kernels load (or compile, 10-20 s on a fresh install) before any
+    # clock starts: on simulated time a stalled first plan would lose hours of the run.
+    began = perf_counter()
+    optimiser.warm_up()
+    log.info("planner_ready", seconds=round(perf_counter() - began, 2))
     clock: Clock
     until = None
     if simulate:
@@ -87,13 +101,6 @@ async def run_daemon(
         clock = SystemClock()
         if hours is not None:
             until = clock.now() + timedelta(hours=hours)
-    try:
-        storage = await Storage.open(config.database, config.database_password)
-    except Exception as exc:  # the one line an operator needs, never a traceback
-        where = redact(str(config.database))
-        print(f"flexd: database {where}: {type(exc).__name__}: {exc}".splitlines()[0],
-              file=sys.stderr)  # fmt: skip
-        return 2
     try:
         # Simulators come in only through flexd.simulation: devices when simulating, and the
         # price feed when the config asks for the simulated one.

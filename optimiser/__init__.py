@@ -6,7 +6,7 @@ PuLP reference.
 """
 
 from optimiser.highs_solver import solve_highs
-from optimiser.planner import HighsPlanner, Planner, solve_fast
+from optimiser.planner import HighsPlanner, Planner, solve_fast, warm_up
 from optimiser.problem import EV, Battery, FirstSlot, Grid, Problem, ProblemError, parse_problem
 from optimiser.schedule import Dispatch, EvPlan, Schedule
 
@@ -42,4 +42,5 @@ __all__ = [
     "Schedule",
     "parse_problem",
     "solve",
+    "warm_up",
 ]

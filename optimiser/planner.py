@@ -24,6 +24,23 @@ from optimiser.problem import Problem
 from optimiser.schedule import Schedule
 
 
+def warm_up() -> None:
+    """Compile the fast paths' kernels now (or load them from numba's cache): the first compile
+    takes 10-20 s. A daemon on simulated time calls this before its clock starts; otherwise the
+    first plan would stall while hours of simulated time pass (a demo night without a plan)."""
+    from optimiser.problem import parse_problem
+
+    doc: dict[str, object] = {
+        "start": "2026-01-15T00:00:00Z", "import_price_p": [20.0, 7.0, 7.0, 30.0],
+        "export_price_p": [5.0, 5.0, 5.0, 5.0], "load_kwh": [0.5, 0.5, 0.5, 0.5],
+        "battery": {"capacity_kwh": 5.0, "soc_kwh": 2.0},
+    }  # fmt: skip
+    solve_fast(parse_problem(doc))
+    ev = {"id": "ev", "capacity_kwh": 40.0, "soc_kwh": 10.0, "target_soc_kwh": 12.0,
+          "ready_by": "2026-01-15T02:00:00Z", "max_charge_kw": 7.0}  # fmt: skip
+    solve_fast(parse_problem({**doc, "evs": [ev]}))
+
+
 def solve_fast(p: Problem) -> Schedule | None:
     """The fast exact path for this problem's shape, or None where none applies."""
     if p.battery is not None and not p.evs:

@@ -25,6 +25,16 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _planner_compiled() -> None:
+    """The planner's numba kernels compile (10-20 s on a fresh clone) before any test starts a
+    scaled clock: a daemon test at 4000x would otherwise lose its night to the first plan.
+    bootstrap.run_daemon does the same for `flexd run` and `flexd demo`."""
+    import optimiser
+
+    optimiser.warm_up()
+
+
 @pytest.fixture(scope="session")
 def extval() -> Path:
     """Real device captures beside the repo (never copied in); tests skip without them."""

@@ -84,6 +84,9 @@ def parse_meters(meters: object, readings: object) -> Meters:
     if total is None:
         raise BadPayload("enphase meters: no enabled net- or total-consumption CT "
                          "(grid power unknown)")  # fmt: skip
+    if prod is None:
+        raise BadPayload("enphase meters: a total-consumption CT without a production CT "
+                         "leaves the grid unknown")  # fmt: skip
     # A total-consumption CT (load side) measures the house, not the grid (capture 8.3.5433):
     # the grid is what the house takes beyond PV and the battery, and there is no grid energy
     # register, so metering integrates power instead.

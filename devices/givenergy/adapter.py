@@ -165,6 +165,11 @@ class GivEnergyAdapter:
         after = await self._read_back({w.register: w.value for w in writes})
         if after:
             return CommandResult(command, False, "not honoured: " + ", ".join(after))
+        regs = self._last
+        if isinstance(command, SetBatteryMode) and command.power_w is not None \
+                and regs is not None and not regs.info.rate_capped:
+            return CommandResult(command, True, f"power not settable on {regs.info.name}: "
+                                 "an AC-coupled unit runs at its own rate")  # fmt: skip
         return CommandResult(command, True)
 
     async def _read_back(self, wanted: dict[int, int]) -> list[str]:

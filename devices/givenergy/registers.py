@@ -95,6 +95,10 @@ class ModelInfo:
     battery_v: float
     pv_measured: bool  # IR(18)+IR(20) are PV strings
     load_measured: bool  # IR(42) is the house load
+    # HR(111)/HR(112) cap the battery's rate on DC-coupled units; on AC-coupled ones the live
+    # control is HR(313)/HR(314) (givenergy-modbus manifest, is_ac_coupled; its issue #302),
+    # which flexd does not write: a power there is not applied.
+    rate_capped: bool = True
 
 
 # Refused families, with the reason a user sees (the poller reports it as the device's error).
@@ -134,7 +138,8 @@ def identify(hr: Mapping[int, int]) -> ModelInfo:
         reason = UNSUPPORTED.get(model) or UNSUPPORTED[family]
         raise NotSupported(f"givenergy model {name} is not supported: {reason}")
     if family == Model.AC:
-        return ModelInfo(model, name, NOMINAL_BATTERY_V, pv_measured=False, load_measured=False)
+        return ModelInfo(model, name, NOMINAL_BATTERY_V, pv_measured=False, load_measured=False,
+                         rate_capped=False)  # fmt: skip
     if family == Model.ALL_IN_ONE:
         return ModelInfo(model, name, Model.ALL_IN_ONE.system_battery_voltage,
                          pv_measured=False, load_measured=True)  # fmt: skip

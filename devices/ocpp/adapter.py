@@ -20,7 +20,7 @@ from devices.base import (
     SocSource,
     StopCharging,
 )
-from devices.errors import DeviceUnavailable, NotSupported
+from devices.errors import DeviceError, DeviceUnavailable, NotSupported
 from devices.ocpp import profiles as P
 from devices.ocpp.csms import CentralSystem
 from devices.retry import with_timeout
@@ -134,9 +134,18 @@ class OcppChargerAdapter:
             rec.tx_default_refused = True
             return await self._as_max_profile(profile)
         if purpose == "TxProfile" and rec.max_profile_id is not None:
-            stale, rec.max_profile_id = rec.max_profile_id, None
-            await with_timeout(self.csms.clear_profile(self.cp_id, stale), self.timeout_s,
-                               "clear charge point max profile")  # fmt: skip
+            # Forget the cap only once the charger confirms it is gone: a cap left behind (a
+            # 0 W pause, kept across reboots) would hold every later session at its limit.
+            # Until then it is cleared again with every TxProfile sent.
+            try:
+                cleared = await with_timeout(
+                    self.csms.clear_profile(self.cp_id, rec.max_profile_id), self.timeout_s,
+                    "clear charge point max profile",
+                )  # fmt: skip
+            except DeviceError:
+                cleared = False
+            if cleared:
+                rec.max_profile_id = None
         return True, ""
 
     async def _as_max_profile(self, profile: dict[str, object]) -> tuple[bool, str]:

@@ -143,6 +143,9 @@ class CsmsChargePoint(ChargePoint):
         vendor = L.as_str(kw.get("charge_point_vendor"), "chargePointVendor", self.quirk)
         model = L.as_str(kw.get("charge_point_model"), "chargePointModel", self.quirk)
         self.record.boot = {**kw, "vendor": vendor, "model": model}
+        # A refusal may have been the booting charger's, not its policy: try TxDefaultProfile
+        # again after every boot rather than capping the whole charge point for good.
+        self.record.tx_default_refused = False
         return call_result.BootNotification(
             current_time=self.csms.clock.now().isoformat(), interval=HEARTBEAT_S,
             status=RegistrationStatus.accepted,

@@ -11,6 +11,7 @@ sends is still checked against the schemas (:func:`check_outgoing`).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
@@ -52,7 +53,7 @@ def as_int(value: Any, what: str, quirk: Quirk, default: int = 0) -> int:
         return value
     try:
         out = int(float(str(value)))
-    except ValueError:
+    except (ValueError, OverflowError):  # "abc", "inf", "1e400"
         quirk(f"{what} {value!r} is not a number; taken as {default}")
         return default
     quirk(f"{what} {value!r} sent as {type(value).__name__}")
@@ -60,13 +61,16 @@ def as_int(value: Any, what: str, quirk: Quirk, default: int = 0) -> int:
 
 
 def as_float(value: Any, what: str, quirk: Quirk) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+    """A finite number, or None (NaN and infinities would poison power and energy)."""
     try:
-        return float(str(value))
-    except ValueError:
-        quirk(f"{what} {value!r} is not a number; ignored")
+        out = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+            else float(str(value))
+    except (ValueError, OverflowError):
+        out = math.nan
+    if not math.isfinite(out):
+        quirk(f"{what} {value!r} is not a finite number; ignored")
         return None
+    return out
 
 
 def as_str(value: Any, what: str, quirk: Quirk) -> str:

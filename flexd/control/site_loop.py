@@ -16,6 +16,7 @@ import structlog
 from core.clock import Clock
 from core.timegrid import half_hour_start
 from devices.base import (
+    BatteryMode,
     ChargeNow,
     ChargeProfile,
     ChargerCommand,
@@ -57,7 +58,8 @@ class SiteState:
     # charger that rebooted and started a new transaction) must get the command again at once.
     sent: dict[str, tuple[object, str | None]] = field(default_factory=dict)
     sent_at: dict[str, datetime] = field(default_factory=dict)
-    refused: dict[str, int] = field(default_factory=dict)  # commands not honoured in a row
+    # The command a device last refused, and how many times in a row.
+    refused: dict[str, tuple[object, int]] = field(default_factory=dict)
     reserve_sent_at: dict[str, datetime] = field(default_factory=dict)
     cycles: int = 0
     last_cycle_s: float = 0.0  # real seconds the last cycle took
@@ -297,6 +299,8 @@ class SiteLoop:
                 continue
             if not isinstance(st, InverterState) or st.reserve_pct >= floor - 0.5:
                 continue
+            if st.mode in (BatteryMode.HOLD, BatteryMode.FORCE_CHARGE):
+                continue  # some brands hold by setting the reserve to the SoC: leave it be
             last = self.state.reserve_sent_at.get(dev.id)
             if last is not None and now - last < self.RESEND_EVERY:
                 continue
@@ -363,7 +367,10 @@ class SiteLoop:
             )
             # Try again next cycle rather than waiting for the resend interval, a few times: a
             # device that keeps refusing the same command gets it at the resend interval only.
-            refused = self.state.refused[dev.id] = self.state.refused.get(dev.id, 0) + 1
+            key = (command, _session(dev))
+            prev = self.state.refused.get(dev.id)
+            refused = prev[1] + 1 if prev is not None and prev[0] == key else 1
+            self.state.refused[dev.id] = (key, refused)  # counted per command, not per device
             if refused < self.RETRIES_NOT_HONOURED:
                 self.state.sent.pop(dev.id, None)
         else:

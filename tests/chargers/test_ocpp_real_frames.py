@@ -84,7 +84,7 @@ async def test_no_subprotocol_completes_the_handshake_then_closes(csms):  # noqa
     assert "N1" not in csms.records
 
 
-async def _refusing_charge_point(url, seen, ready):
+async def _refusing_charge_point(url, seen, ready, clear_status="Accepted"):
     """A charger that takes TxProfile/ChargePointMaxProfile but refuses TxDefaultProfile, and
     rejects the GetCompositeSchedule read-back (both allowed by OCPP 1.6)."""
     async with websockets.connect(url, subprotocols=["ocpp1.6"]) as ws:
@@ -109,7 +109,8 @@ async def _refusing_charge_point(url, seen, ready):
                 await ws.send(json.dumps([3, uid, {"status": "Rejected"}]))
             else:
                 seen.append((action, payload))
-                await ws.send(json.dumps([3, uid, {"status": "Accepted"}]))
+                status = clear_status if action == "ClearChargingProfile" else "Accepted"
+                await ws.send(json.dumps([3, uid, {"status": status}]))
 
 
 async def test_refused_tx_default_profile_falls_back_to_a_charge_point_max_profile(csms):  # noqa: F811
@@ -139,3 +140,37 @@ async def test_refused_tx_default_profile_falls_back_to_a_charge_point_max_profi
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
             await task
+
+
+async def test_a_cap_the_charger_did_not_clear_is_cleared_again(csms):  # noqa: F811
+    seen, ready = [], asyncio.Event()
+    task = asyncio.create_task(_refusing_charge_point(
+        f"ws://127.0.0.1:{csms.port}/TX2", seen, ready, clear_status="Unknown"))  # fmt: skip
+    try:
+        await asyncio.wait_for(ready.wait(), 5)
+        adapter = OcppChargerAdapter(csms, "TX2", csms.clock, timeout_s=3)
+        assert (await adapter.apply(StopCharging())).honoured  # a 0 W ChargePointMaxProfile
+        cap = csms.records["TX2"].max_profile_id
+        csms.records["TX2"].transaction_id = 9
+        assert (await adapter.apply(StopCharging())).honoured
+        # The charger did not confirm the clear: flexd keeps the cap's id and clears it again.
+        assert csms.records["TX2"].max_profile_id == cap
+        await adapter.apply(ChargeProfile((ChargePeriod(T0, T0 + timedelta(hours=1), 3000.0),)))
+        clears = [p for a, p in seen if a == "ClearChargingProfile"]
+        assert len(clears) == 2 and all(c["id"] == cap for c in clears)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, websockets.ConnectionClosed):
+            await task
+
+
+def test_impossible_numbers_are_ignored_not_raised():
+    from devices.ocpp import lenient as L
+
+    quirks = []
+    assert L.as_int("inf", "meterStart", quirks.append, default=0) == 0
+    assert L.as_int("1e400", "meterStart", quirks.append, default=0) == 0
+    assert L.as_float("NaN", "value", quirks.append) is None
+    assert L.as_float(float("inf"), "value", quirks.append) is None
+    assert L.sampled_value({"value": "nan", "measurand": "SoC"}, quirks.append) is None
+    assert len(quirks) == 5

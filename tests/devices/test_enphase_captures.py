@@ -59,3 +59,10 @@ def test_a_site_with_no_battery_is_refused_clearly(extval):
     with pytest.raises(E.BadPayload, match="no battery capacity"):
         E.parse_battery(load(extval, fw, "ivp_ensemble_secctrl"),
                         load(extval, fw, "ivp_ensemble_power"))  # fmt: skip
+
+
+def test_a_total_consumption_ct_without_a_production_ct_is_refused(extval):
+    fw = "8.3.5433_tot_is_net_cons"
+    meters = [m for m in load(extval, fw, "ivp_meters") if m["measurementType"] != "production"]
+    with pytest.raises(E.BadPayload, match="without a production CT"):
+        E.parse_meters(meters, load(extval, fw, "ivp_meters_readings"))

@@ -191,6 +191,10 @@ async def test_the_simulator_serves_each_model_and_the_adapter_behaves_per_model
         assert state.pv_w + state.grid_w + state.battery_w == pytest.approx(state.load_w, abs=2)
         if model != "ac":
             assert state.load_w == pytest.approx(truth.load_w, abs=1)
+        # HR(111) does not cap an AC-coupled unit's rate: the result says the power is not set.
+        result = await adapter.apply(SetBatteryMode(BatteryMode.FORCE_CHARGE, 1000))
+        assert result.honoured
+        assert ("power not settable" in result.detail) == (model == "ac")
     finally:
         await adapter.close()
         await sim.stop()
