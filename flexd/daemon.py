@@ -32,6 +32,7 @@ from flexd.control.poller import run_poller, run_vehicle_poller
 from flexd.control.preferences import InputError, parse_preferences
 from flexd.control.runtime import DeviceRuntime, Health, SiteRuntime, build_sites
 from flexd.control.site_loop import LoopParts, SiteLoop
+from flexd.control.solve_queue import SolveQueue
 from flexd.energy.rater import Rater
 from flexd.obs.metrics import Metrics
 from flexd.prices.feed import PriceFeed, PriceFeedError
@@ -87,12 +88,14 @@ class Daemon:
         # storm last longer (bench/daemon.py, BENCHMARKS.md).
         threads = self.config.planner_threads or (os.cpu_count() or 2)
         self.solver_pool = ThreadPoolExecutor(threads, thread_name_prefix="plan")
+        # Shared by every site: in a storm, re-plans that change what devices do now go first.
+        self.solves = SolveQueue(self.solver_pool, threads)
         self.loops = {
             sid: SiteLoop(
                 site,
                 parts,
                 Planner(self.prices, self.tariffs[site.config.meter]),
-                self.solver_pool,
+                self.solves,
             )
             for sid, site in self.sites.items()
         }

@@ -3,7 +3,7 @@ part of the plan, keep SMART/BOOST dispatches up to date, and close half-hours f
 
 from __future__ import annotations
 
-import asyncio
+import os
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -37,6 +37,7 @@ from flexd.control.events import Event, EventBus
 from flexd.control.plan import Plan
 from flexd.control.planner import Planner
 from flexd.control.runtime import DeviceRuntime, Health, SiteRuntime
+from flexd.control.solve_queue import SolveQueue, urgency
 from flexd.energy.rater import Rater
 from flexd.energy.site_meter import RegisterHistory, SiteMeter
 from flexd.obs.metrics import Metrics
@@ -86,10 +87,13 @@ class SiteLoop:
 
     def __init__(
         self, site: SiteRuntime, parts: LoopParts, planner: Planner,
-        executor: Executor | None = None,
+        executor: Executor | SolveQueue | None = None,
     ) -> None:  # fmt: skip
         self.site = site
-        self.executor = executor
+        # The daemon passes one queue shared by every site (most urgent re-plans first); a bare
+        # executor gets a queue of its own.
+        self.solves = executor if isinstance(executor, SolveQueue) else SolveQueue(
+            executor, os.cpu_count() or 2)
         self.clock = parts.clock
         self.storage = parts.storage
         self.metrics = parts.metrics
@@ -226,8 +230,7 @@ class SiteLoop:
         # The snapshot is taken here, on the event loop; the solve runs on it alone in a thread,
         # so pollers and the API keep going meanwhile and cannot change what it reads.
         snapshot = self.planner.snapshot(self.site, now, boosts, self.state.plan)
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self.executor, self.planner.solve, snapshot)
+        result = await self.solves.run(urgency(reasons), self.planner.solve, snapshot)
         if result is None:
             return
         self.state.plan = result
