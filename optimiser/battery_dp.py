@@ -218,6 +218,22 @@ def _slot_costs(
     return r_len, r_slope, r_left, r_value_left, brk, tags, ok
 
 
+def grid_caps(p: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-slot kWh caps on export, import and battery charging. Where the battery may not
+    export to, or charge from, the grid, those are capped at the PV surplus."""
+    b = p.battery
+    assert b is not None
+    n, h = p.n, p.slot_hours
+    surplus = np.maximum(p.pv_kwh - p.load_kwh, 0.0)
+    export_kwh = np.full(n, p.grid.export_kw * h)
+    charge_kwh = np.full(n, b.charge_kw * h)
+    if not b.grid_export:
+        export_kwh = np.minimum(export_kwh, surplus)
+    if not b.grid_charge:
+        charge_kwh = np.minimum(charge_kwh, surplus)
+    return export_kwh, np.full(n, p.grid.import_kw * h), charge_kwh
+
+
 def solve_battery(p: Problem) -> Schedule | None:
     """The exact plan for a battery-only problem, or None outside :func:`exact_conditions`
     (or when the problem is infeasible: HiGHS then says so)."""
@@ -229,14 +245,8 @@ def solve_battery(p: Problem) -> Schedule | None:
     eta_c, eta_d = b.charge_efficiency, b.discharge_efficiency
     pv, load = p.pv_kwh, p.load_kwh
     net = load - pv
-    surplus = np.maximum(pv - load, 0.0)
-    export_kwh = np.full(n, p.grid.export_kw * h)
-    charge_kwh = np.full(n, b.charge_kw * h)
-    if not b.grid_export:
-        export_kwh = np.minimum(export_kwh, surplus)
-    if not b.grid_charge:
-        charge_kwh = np.minimum(charge_kwh, surplus)
-    sc = slot_costs(p, load, export_kwh, np.full(n, p.grid.import_kw * h), charge_kwh)
+    export_kwh, import_kwh, charge_kwh = grid_caps(p)
+    sc = slot_costs(p, load, export_kwh, import_kwh, charge_kwh)
     if sc is None:
         return None  # a non-convex slot cost (never seen under exact_conditions): HiGHS
     brk = sc.brk

@@ -27,6 +27,7 @@ from optimiser.battery_dp import (
     _slot_costs,
     _value_dp,
     effective_import_price,
+    grid_caps,
     slot_costs,
     split_demand,
 )
@@ -53,14 +54,7 @@ def solve_joint(p: Problem) -> Schedule | None:
     ):  # fmt: skip
         return None  # export above import: import-or-export is a binary there (HiGHS's MIP)
     n, h = p.n, p.slot_hours
-    surplus = np.maximum(p.pv_kwh - p.load_kwh, 0.0)
-    export_kwh = np.full(n, p.grid.export_kw * h)
-    charge_kwh = np.full(n, b.charge_kw * h)
-    if not b.grid_export:
-        export_kwh = np.minimum(export_kwh, surplus)
-    if not b.grid_charge:
-        charge_kwh = np.minimum(charge_kwh, surplus)
-    import_kwh = np.full(n, p.grid.import_kw * h)
+    export_kwh, import_kwh, charge_kwh = grid_caps(p)
     k = p.ready_index(ev)
     target = min(ev.target_soc_kwh, ev.capacity_kwh)
     need = (target - ev.soc_kwh) / ev.efficiency if k >= 1 and target > ev.soc_kwh else 0.0
