@@ -180,8 +180,6 @@ class CsmsChargePoint(ChargePoint):
         meter_start = L.as_int(kw.get("meter_start", 0), "meterStart", self.quirk)
         tx = next(self.csms.tx_ids)
         rec = self.record
-        if rec.transaction_id is not None and rec.transaction_id != tx:
-            rec.events.append(f"new transaction {tx} replaces {rec.transaction_id}")
         rec.transaction_id = tx
         rec.session_start_wh = meter_start
         rec.register_wh = meter_start

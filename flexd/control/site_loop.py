@@ -308,20 +308,7 @@ class SiteLoop:
             if last is not None and now - last < self.RESEND_EVERY:
                 continue
             self.state.reserve_sent_at[dev.id] = now
-            try:
-                result: CommandResult = await with_timeout(
-                    dev.adapter.apply(SetReserve(floor)),  # type: ignore[arg-type]
-                    dev.config.timeout_s * 3, f"{dev.id} reserve",
-                )  # fmt: skip
-            except DeviceError as exc:
-                self.metrics.commands_sent.inc(device=dev.id, command="SetReserve",
-                                               outcome="error")  # fmt: skip
-                self.log.warning("reserve_failed", device=dev.id, error=str(exc))
-                continue
-            self.metrics.commands_sent.inc(device=dev.id, command="SetReserve", outcome="ok")
-            if not result.honoured:
-                self.metrics.commands_not_honoured.inc(device=dev.id, command="SetReserve")
-                self.log.warning("reserve_not_honoured", device=dev.id, detail=result.detail)
+            await self._apply(dev, SetReserve(floor))
 
     async def _charger_command(
         self, dev: DeviceRuntime, now: datetime, plan: Plan
@@ -344,9 +331,10 @@ class SiteLoop:
             return StopCharging()
         return ChargeProfile(live)
 
-    async def _send(
+    async def _apply(
         self, dev: DeviceRuntime, command: InverterCommand | ChargerCommand
     ) -> CommandResult | None:
+        """One command to one device, bounded, counted and logged; None when it failed."""
         metrics = self.metrics
         assert dev.adapter is not None
         kind = type(command).__name__
@@ -360,17 +348,27 @@ class SiteLoop:
             metrics.commands_sent.inc(device=dev.id, command=kind, outcome="error")
             self.log.warning("command_failed", device=dev.id, command=kind, error=str(exc))
             return None
-        self.state.sent[dev.id] = (command, _session(dev))
-        self.state.sent_at[dev.id] = self.clock.now()
         metrics.commands_sent.inc(device=dev.id, command=kind, outcome="ok")
         if not result.honoured:
             metrics.commands_not_honoured.inc(device=dev.id, command=kind)
             self.log.warning(
                 "command_not_honoured", device=dev.id, command=kind, detail=result.detail
             )
+        return result
+
+    async def _send(
+        self, dev: DeviceRuntime, command: InverterCommand | ChargerCommand
+    ) -> CommandResult | None:
+        """A plan's command, remembered so an unchanged one is not sent again every cycle."""
+        result = await self._apply(dev, command)
+        if result is None:
+            return None
+        key = (command, _session(dev))
+        self.state.sent[dev.id] = key
+        self.state.sent_at[dev.id] = self.clock.now()
+        if not result.honoured:
             # Try again next cycle rather than waiting for the resend interval, a few times: a
             # device that keeps refusing the same command gets it at the resend interval only.
-            key = (command, _session(dev))
             prev = self.state.refused.get(dev.id)
             refused = prev[1] + 1 if prev is not None and prev[0] == key else 1
             self.state.refused[dev.id] = (key, refused)  # counted per command, not per device
