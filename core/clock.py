@@ -40,9 +40,13 @@ class SystemClock:
 
 
 class ScaledClock:
-    """Simulated time that starts at ``start`` and runs ``speed`` times faster than real time."""
+    """Simulated time that starts at ``start`` and runs ``speed`` times faster than real time.
 
-    def __init__(self, start: datetime, speed: float) -> None:
+    ``anchor_unix``: the real (Unix) instant at which simulated time is ``start``, so that
+    several processes share one timeline (a fleet's instances and its device simulators);
+    without it, simulated time starts now."""
+
+    def __init__(self, start: datetime, speed: float, anchor_unix: float | None = None) -> None:
         if start.tzinfo is None:
             raise ValueError("start must be timezone-aware")
         if speed <= 0:
@@ -50,6 +54,8 @@ class ScaledClock:
         self._start = start.astimezone(UTC)
         self._speed = speed
         self._real0 = time.monotonic()
+        if anchor_unix is not None:  # the monotonic instant of the anchor, read once
+            self._real0 -= time.time() - anchor_unix
 
     @property
     def speed(self) -> float:

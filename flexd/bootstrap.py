@@ -95,7 +95,7 @@ async def run_daemon(
     if simulate:
         sim = config.simulation
         start = sim.start or default_sim_start(datetime.now(UTC))
-        clock = ScaledClock(start, speed or sim.speed)
+        clock = ScaledClock(start, speed or sim.speed, sim.anchor_unix)
         until = start + timedelta(hours=hours if hours is not None else sim.hours)
     else:
         clock = SystemClock()

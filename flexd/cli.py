@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 # Order is the order in --help. Each name is a module in flexd.commands.
-COMMANDS = ("run", "demo", "rate", "plan", "bill", "dd")
+COMMANDS = ("run", "demo", "sites", "rate", "plan", "bill", "dd")
 
 
 def build_parser() -> argparse.ArgumentParser:

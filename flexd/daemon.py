@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
+import socket
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,7 +25,8 @@ import structlog
 import rating
 from core.clock import Clock
 from core.timegrid import half_hour_start
-from flexd.config import Config
+from flexd.config import Config, ConfigError, SiteConfig
+from flexd.config.parse import parse_site
 from flexd.control.dispatches import DispatchBook
 from flexd.control.ev_soc import resolve_ev_soc
 from flexd.control.events import EventBus
@@ -34,10 +38,16 @@ from flexd.control.runtime import DeviceRuntime, Health, SiteRuntime, build_site
 from flexd.control.site_loop import LoopParts, SiteLoop
 from flexd.control.solve_queue import SolveQueue
 from flexd.energy.rater import Rater
+from flexd.fleet.journal import CommandJournal
+from flexd.fleet.leases import Claim, Leases
+from flexd.fleet.member import FleetMember
+from flexd.fleet.relay import Relay
+from flexd.fleet.service import FleetService
 from flexd.obs.metrics import Metrics
 from flexd.prices.feed import PriceFeed, PriceFeedError
 from flexd.service import Service
 from flexd.storage import Storage
+from flexd.storage.fence import Fence, StaleEpoch, fenced
 from flexd.wiring import Backends
 
 log = structlog.get_logger("flexd.daemon")
@@ -55,6 +65,17 @@ async def _first(*aws: Awaitable[Any]) -> None:
 
 
 @dataclass
+class SiteTasks:
+    """A running site's tasks: its control loop, and its pollers."""
+
+    loop: asyncio.Task[None]
+    background: list[asyncio.Task[Any]]
+
+    def all(self) -> list[asyncio.Task[Any]]:
+        return [self.loop, *self.background]
+
+
+@dataclass
 class Daemon:
     config: Config
     clock: Clock
@@ -67,21 +88,34 @@ class Daemon:
     def __post_init__(self) -> None:
         self.sites: dict[str, SiteRuntime] = build_sites(self.config.sites)
         self.tariffs = {s.meter: rating.load_tariff(s.tariff) for s in self.config.sites}
+        self.site_of_meter = {s.meter: s.id for s in self.config.sites}
         # The one price book: the feed fills it, the planners and the rater read it.
         self.prices = rating.PriceBook()
         self.events = EventBus()
         self.rater = Rater(
             self.storage, self.clock, self.metrics, self.tariffs, prices=self.prices,
-            events=self.events, site_of_meter={s.meter: s.id for s in self.config.sites},
+            events=self.events, site_of_meter=self.site_of_meter,
         )  # fmt: skip
-        parts = LoopParts(
+        # A fleet instance (flexd.fleet): sites come from the database as leases are won.
+        self.member: FleetMember | None = None
+        self.instance = ""
+        journal = None
+        if self.config.fleet.enabled:
+            fleet = self.config.fleet
+            self.instance = fleet.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+            leases = Leases(self.storage, self.instance, fleet.lease_seconds)
+            self.member = FleetMember(fleet, leases, self, self.metrics)
+            journal = CommandJournal(self.storage, self.member.may_act)
+            self.rater.fence_of = self._fence_of_meter
+        self.parts = LoopParts(
             self.clock, self.storage, self.metrics, self.events,
-            DispatchBook(self.storage, self.clock, self.events), self.rater,
+            DispatchBook(self.storage, self.clock, self.events), self.rater, journal,
         )  # fmt: skip
         # The API facade, for the API and MQTT only: the loops below never call it.
-        self.service = Service(
+        service_type = FleetService if self.member is not None else Service
+        self.service = service_type(
             self.config, self.storage, self.clock, self.sites, self.metrics,
-            events=self.events, dispatch_book=parts.dispatches, rater=self.rater,
+            events=self.events, dispatch_book=self.parts.dispatches, rater=self.rater,
         )  # fmt: skip
         # Solves run off the event loop, one per core at most (HiGHS releases the GIL): more
         # threads only contend. Fewer keep the pollers fresher in a re-plan storm but make the
@@ -90,48 +124,165 @@ class Daemon:
         self.solver_pool = ThreadPoolExecutor(threads, thread_name_prefix="plan")
         # Shared by every site: in a storm, re-plans that change what devices do now go first.
         self.solves = SolveQueue(self.solver_pool, threads)
-        self.loops = {
-            sid: SiteLoop(
-                site,
-                parts,
-                Planner(self.prices, self.tariffs[site.config.meter]),
-                self.solves,
-            )
-            for sid, site in self.sites.items()
-        }
+        self.loops: dict[str, SiteLoop] = (
+            {} if self.member is not None
+            else {sid: self._new_loop(site) for sid, site in self.sites.items()}
+        )  # fmt: skip
+        self.running: dict[str, SiteTasks] = {}
+        self.site_closers: dict[str, Callable[[], Awaitable[None]]] = {}
+        self.catalogue_mark: tuple[int, int] | None = None
+        self.site_versions: dict[str, int] = {}
+        self._tg: asyncio.TaskGroup | None = None
         self.api_port: int | None = None
         self.metrics.collectors.append(self._collect)
+
+    def _new_loop(self, site: SiteRuntime) -> SiteLoop:
+        planner = Planner(self.prices, self.tariffs[site.config.meter])
+        return SiteLoop(site, self.parts, planner, self.solves)
 
     def _collect(self) -> None:
         now = self.clock.now()
         for site in self.sites.values():
             for dev in site.devices.values():
+                if dev.adapter is None and self.member is not None:
+                    continue  # a fleet site another instance controls
                 age = dev.age_s(now)
                 self.metrics.device_poll_age.set(-1 if age is None else age, device=dev.id)
+        if self.member is not None:
+            epochs, left = self.metrics.fleet_site_epoch, self.metrics.fleet_site_lease_seconds
+            epochs.clear()
+            left.clear()
+            mono = time.monotonic()
+            for sid, epoch in list(self.member.owned.items()):
+                epochs.set(epoch, site=sid)
+                left.set(round(self.member.valid_until.get(sid, mono) - mono, 1), site=sid)
 
     # --- start-up ---------------------------------------------------------------------------
 
     async def _restore(self) -> None:
-        """Resume from the database: preferences, last plan's view, open half-hour energy."""
-        for sid, site in self.sites.items():
-            for dev in site.devices.values():
-                doc = await self.storage.get_preferences(dev.id)
-                if doc is not None:
-                    try:
-                        dev.preferences = parse_preferences(doc)
-                    except InputError as exc:
-                        log.warning("stored_preferences_invalid", device=dev.id, error=str(exc))
-            saved = await self.storage.get_kv(f"meter:{sid}")
-            if saved:
-                self.loops[sid].state.meter.load(saved)
-            latest = await self.storage.latest_plan(sid)
-            if latest is not None:
+        for sid in self.sites:
+            await self._restore_site(sid)
+
+    async def _restore_site(self, sid: str) -> None:
+        """Resume from the database: preferences, last plan's view, open half-hour energy
+        (after a restart, or a fleet instance's takeover)."""
+        site = self.sites[sid]
+        for dev in site.devices.values():
+            doc = await self.storage.get_preferences(dev.id)
+            if doc is not None:
                 try:
-                    site.plan = Plan.from_json(latest[2])
-                except (KeyError, TypeError, ValueError) as exc:  # an older shape: re-plan soon
-                    log.warning("stored_plan_unreadable", site=sid, error=str(exc))
+                    dev.preferences = parse_preferences(doc)
+                except InputError as exc:
+                    log.warning("stored_preferences_invalid", device=dev.id, error=str(exc))
+        saved = await self.storage.get_kv(f"meter:{sid}")
+        if saved:
+            self.loops[sid].state.meter.load(saved)
+        latest = await self.storage.latest_plan(sid)
+        if latest is not None:
+            try:
+                site.plan = Plan.from_json(latest[2])
+            except (KeyError, TypeError, ValueError) as exc:  # an older shape: re-plan soon
+                log.warning("stored_plan_unreadable", site=sid, error=str(exc))
+
+    # --- a fleet's sites (flexd.fleet.member.SiteHost) --------------------------------------
+
+    def _install_site(self, cfg: SiteConfig) -> None:
+        """A fresh runtime for a site (in the dict the API shares): a later claim restores it
+        from the database, never from what this instance last held in memory."""
+        self.tariffs[cfg.meter] = rating.load_tariff(cfg.tariff)
+        self.site_of_meter[cfg.meter] = cfg.id
+        self.sites[cfg.id] = build_sites((cfg,))[cfg.id]
+
+    def _fence_of_meter(self, meter: str) -> Fence | None:
+        if not isinstance(self.service, FleetService):
+            return None
+        return self.service.local.get(self.site_of_meter.get(meter, ""))
+
+    async def refresh_catalogue(self) -> None:
+        """Read the fleet's sites when any was added or changed (every instance routes API
+        requests for all of them); an owned site whose config changed restarts on it."""
+        rows = await self.storage.query(
+            "SELECT COUNT(*), COALESCE(SUM(version), 0) FROM fleet_sites"
+        )
+        mark = (int(rows[0][0]), int(rows[0][1]))
+        if mark == self.catalogue_mark:
+            return
+        changed: list[str] = []
+        for sid, text, version in await self.storage.query(
+            "SELECT id, doc, version FROM fleet_sites ORDER BY id"
+        ):
+            if self.site_versions.get(sid) == int(version):
+                continue
+            try:
+                cfg = parse_site(json.loads(text), f"site {sid}: ", os.environ)
+            except ConfigError as exc:
+                log.error("site_config_invalid", site=sid, error=str(exc))
+                continue
+            self.site_versions[sid] = int(version)
+            if sid in self.running:
+                changed.append(sid)
+            else:
+                self._install_site(cfg)
+        self.catalogue_mark = mark
+        assert self.member is not None
+        for sid in changed:  # given back, then claimed again with the new config
+            await self.member.give_back([sid], "config changed")
+
+    async def start_site(self, claim: Claim) -> bool:
+        try:
+            cfg = parse_site(claim.doc, f"site {claim.site}: ", os.environ)
+        except ConfigError as exc:
+            log.error("site_config_invalid", site=claim.site, error=str(exc))
+            return False
+        self._install_site(cfg)
+        site = self.sites[cfg.id]
+        self.loops[cfg.id] = self._new_loop(site)
+        try:
+            self.site_closers[cfg.id] = await self.backends.start_site(site)
+            await self._restore_site(cfg.id)
+        except Exception as exc:  # a device that cannot be set up: another instance may
+            log.error("site_start_failed", site=cfg.id, error=f"{type(exc).__name__}: {exc}")
+            await self.stop_site(cfg.id, "start failed")
+            return False
+        fence = Fence(cfg.id, self.instance, claim.epoch)
+        assert self._tg is not None and isinstance(self.service, FleetService)
+        self._spawn_site(self._tg, cfg.id, fence)
+        self.service.local[cfg.id] = fence
+        log.info("site_claimed", site=cfg.id, epoch=claim.epoch)
+        return True
+
+    async def stop_site(self, sid: str, why: str) -> None:
+        if isinstance(self.service, FleetService):
+            self.service.local.pop(sid, None)
+        tasks = self.running.pop(sid, None)
+        if tasks is not None:
+            for t in tasks.all():
+                t.cancel()
+            await asyncio.wait(tasks.all(), timeout=10)
+        closer = self.site_closers.pop(sid, None)
+        if closer is not None:
+            await closer()
+        self.loops.pop(sid, None)
+        if sid in self.sites:
+            self._install_site(self.sites[sid].config)
+        log.info("site_released", site=sid, why=why)
 
     # --- tasks ------------------------------------------------------------------------------
+
+    def _spawn_site(self, tg: asyncio.TaskGroup, sid: str, fence: Fence | None) -> None:
+        """The site's pollers and control loop; in a fleet, every write they make carries the
+        site's fence (the tasks copy the context they are created in)."""
+        site, loop = self.sites[sid], self.loops[sid]
+        background: list[asyncio.Task[Any]] = []
+        with fenced(fence):
+            for dev in site.devices.values():
+                poller = run_poller(dev, self.clock, self.metrics, loop.on_state, self.stop)
+                background.append(tg.create_task(poller, name=f"poll:{dev.id}"))
+                if dev.vehicle is not None:
+                    car = run_vehicle_poller(dev, self.clock, self._vehicle_soc, self.stop)
+                    background.append(tg.create_task(car, name=f"vehicle:{dev.id}"))
+            main = tg.create_task(self._site(loop), name=f"site:{sid}")
+        self.running[sid] = SiteTasks(main, background)
 
     async def _price_feed(self) -> None:
         cfg = self.config.prices
@@ -148,8 +299,8 @@ class Daemon:
             self.service.prices_known_until = until if until > now else None
             if got:
                 log.info("prices_updated", new_slots=got, known_until=until.isoformat())
-                for site in self.sites.values():
-                    site.request_replan("prices")
+                for sid in self.running:
+                    self.sites[sid].request_replan("prices")
                 await self.rater.retry_waiting()  # Agile days that lacked prices
                 fallback_said = False
             elif until < now + timedelta(hours=8) and not fallback_said:
@@ -160,16 +311,37 @@ class Daemon:
 
     async def _site(self, loop: SiteLoop) -> None:
         site = loop.site
+        sid = site.config.id
+        if self.member is not None:
+            # A takeover: rate again what the last owner may have stored but not rated (it
+            # can die between the two), from the readings in the database.
+            now = self.clock.now()
+            try:
+                await self.rater.rerate(site.config.meter, {now, now - timedelta(days=1)},
+                                        "takeover")  # fmt: skip
+            except StaleEpoch:
+                self._lost(sid)
+                return
         while not self.stop.is_set():
             try:
                 await loop.cycle()
+            except StaleEpoch as exc:  # another instance owns the site now: stop at once
+                self.metrics.fleet_stale_writes.inc()
+                log.warning("stale_epoch", site=sid, error=str(exc))
+                self._lost(sid)
+                return
             except Exception as exc:  # one bad cycle must not end the site's control
-                self.metrics.cycle_failures.inc(site=site.config.id)
-                log.exception("cycle_failed", site=site.config.id, error=str(exc))
+                self.metrics.cycle_failures.inc(site=sid)
+                log.exception("cycle_failed", site=sid, error=str(exc))
             now = self.clock.now()
             to_boundary = (half_hour_start(now) + timedelta(minutes=30) - now).total_seconds()
             wait = min(self.config.cycle_seconds, to_boundary + 1.0)
             await _first(self.clock.sleep(wait), site.wake.wait(), self.stop.wait())
+
+    def _lost(self, sid: str) -> None:
+        """Stop a site from outside its own task (which is the one ending here)."""
+        if self.member is not None and self._tg is not None:
+            self._tg.create_task(self.member.lose(sid, "stale epoch"), name=f"lose:{sid}")
 
     async def _until(self) -> None:
         if self.until is None:
@@ -185,10 +357,21 @@ class Daemon:
     # --- run --------------------------------------------------------------------------------
 
     async def run(self, on_started: Callable[[Daemon], Awaitable[None]] | None = None) -> None:
-        await self._restore()
+        member = self.member
+        if member is None:
+            await self._restore()
         api_runner = None
+        relay: Relay | None = None
         try:  # whatever fails from here on, the finally below closes what was opened
-            await self.backends.start(self.sites)
+            if member is None:
+                await self.backends.start(self.sites)
+            else:
+                await self.backends.start_shared()
+                await self.refresh_catalogue()
+                assert isinstance(self.service, FleetService)
+                relay = Relay(str(self.config.database), self.config.database_password,
+                              self.instance, self.service.handle)  # fmt: skip
+                self.service.attach(self.instance, relay)
             if self.config.api.enabled:
                 from flexd.api.app import start_api
 
@@ -198,32 +381,41 @@ class Daemon:
             if on_started is not None:
                 await on_started(self)
             async with asyncio.TaskGroup() as tg:
+                self._tg = tg
                 background: list[asyncio.Task[Any]] = []
-                for site in self.sites.values():
-                    on_state = self.loops[site.config.id].on_state
-                    for dev in site.devices.values():
-                        poller = run_poller(dev, self.clock, self.metrics, on_state, self.stop)
-                        background.append(tg.create_task(poller, name=f"poll:{dev.id}"))
-                        if dev.vehicle is not None:
-                            car = run_vehicle_poller(dev, self.clock, self._vehicle_soc, self.stop)
-                            background.append(tg.create_task(car, name=f"vehicle:{dev.id}"))
+                fleet_task = None
+                if member is None:
+                    for sid in self.sites:
+                        self._spawn_site(tg, sid, None)
+                else:
+                    assert relay is not None
+                    background.append(tg.create_task(relay.run(self.stop), name="relay"))
+                    await asyncio.wait_for(relay.ready.wait(), 10)
+                    fleet_task = tg.create_task(member.run(self.stop), name="fleet")
+                    log.info("fleet_member", instance=self.instance,
+                             lease_seconds=self.config.fleet.lease_seconds)  # fmt: skip
                 background.append(tg.create_task(self._price_feed(), name="prices"))
-                if self.config.mqtt.enabled:
+                if self.config.mqtt.enabled and member is None:
                     from flexd.mqtt.bus import MqttBus
 
                     bus = MqttBus(self.service, self.config.mqtt, list(self.sites))
                     background.append(tg.create_task(bus.run(), name="mqtt"))
-                loops = [
-                    tg.create_task(self._site(loop), name=f"site:{sid}")
-                    for sid, loop in self.loops.items()
-                ]
+                elif self.config.mqtt.enabled:
+                    log.warning("mqtt_bus_off", why="a fleet instance takes app requests "
+                                "over the API (any instance); [mqtt] serves devices only")
                 tg.create_task(self._until(), name="until")
                 await self.stop.wait()
+                if member is not None and fleet_task is not None:
+                    await fleet_task
+                    await member.shutdown()  # every site stopped, its lease given back
                 # Loops end between cycles, so a command in flight finishes; a cycle stuck
                 # longer than this is cancelled rather than holding the shutdown forever.
-                _, stuck = await asyncio.wait(loops, timeout=30)
-                for t in stuck:
-                    t.cancel()
+                loops = [t.loop for t in self.running.values()]
+                background += [b for t in self.running.values() for b in t.background]
+                if loops:
+                    _, stuck = await asyncio.wait(loops, timeout=30)
+                    for t in stuck:
+                        t.cancel()
                 for _ in range(3):  # re-cancel: a library may swallow one cancellation
                     for t in background:
                         t.cancel()
@@ -231,10 +423,15 @@ class Daemon:
                     if not pending:
                         break
         finally:
-            for loop in self.loops.values():
-                await loop.safe_mode()
+            if member is None:
+                for loop in self.loops.values():
+                    await loop.safe_mode()
+            for sid in list(self.site_closers):
+                await self.site_closers.pop(sid)()
             if api_runner is not None:
                 await api_runner.cleanup()
+            if relay is not None:
+                await relay.close()
             await self.backends.close()
             self.solver_pool.shutdown(wait=False, cancel_futures=True)
 

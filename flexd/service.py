@@ -32,7 +32,7 @@ from flexd.obs.metrics import Metrics
 from flexd.storage import BumpRecord, DispatchRow, RatedRow, ReadingRow, Storage
 from rating.io import ReadingLimits, reading_limits
 
-__all__ = ["BumpResult", "Conflict", "Event", "Listener", "NotFound", "Service"]
+__all__ = ["BumpResult", "Conflict", "Event", "Listener", "NotFound", "Service", "Unavailable"]
 DEFAULT_BOOST_MINUTES = 60
 
 
@@ -49,6 +49,13 @@ class Conflict(Exception):
         super().__init__(detail)
         self.code = code
         self.detail = detail
+
+
+class Unavailable(Conflict):
+    """The site's owner cannot be reached just now (a fleet takeover in progress): HTTP 503,
+    try again in a few seconds."""
+
+    status = 503
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,11 +158,20 @@ class Service:
     def device_view(self, device_id: str) -> dict[str, Any]:
         return self.device(device_id).view(self.clock.now())
 
+    async def load_device_view(self, device_id: str) -> dict[str, Any]:
+        """The device as the API shows it (a fleet instance asks the site's owner)."""
+        return self.device_view(device_id)
+
     # --- preferences ------------------------------------------------------------------------
 
     def preferences(self, device_id: str) -> Preferences:
         dev = self._charger(device_id)
         return dev.preferences
+
+    async def load_preferences(self, device_id: str) -> Preferences:
+        """The preferences as the API shows them (a fleet instance reads another owner's from
+        the database)."""
+        return self.preferences(device_id)
 
     async def set_preferences(self, device_id: str, doc: Any) -> Preferences:
         dev = self._charger(device_id)

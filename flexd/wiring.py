@@ -65,19 +65,51 @@ class Backends:
         return Endpoint(dev.id, host, port, dev.timeout_s, dev.secrets, max_power_w=max_w)
 
     async def start(self, sites: dict[str, SiteRuntime]) -> None:
+        await self.start_shared()
+        for site in sites.values():
+            await self._build_site(site)
+
+    async def start_shared(self) -> None:
+        """What every site shares (a simulated price feed): once, before any site."""
         if self.hooks is not None:
             await self.hooks.start(self)
-        for site in sites.values():
-            for dev in site.devices.values():
-                cfg = dev.config
-                ep, options = self.endpoint(cfg), cfg.options
-                if self.hooks is not None:
-                    ep, options = await self.hooks.before(self, site.config, cfg, ep, options)
-                dev.adapter = await BRANDS[cfg.brand].build(options, ep, self)
-                if self.hooks is not None:
-                    await self.hooks.after(self, site.config, cfg, dev.adapter)
-                if isinstance(options, ChargerOptions):
-                    dev.vehicle = await self._vehicle(site.config, cfg, options, ep)
+
+    async def start_site(self, site: SiteRuntime) -> Closer:
+        """Build one site's adapters now (a fleet instance that has just claimed it); returns
+        what closes exactly them when the site is released. Servers shared by many devices
+        (the OCPP central system) stay open until :meth:`close`. A build that fails closes
+        what it opened before the error goes on."""
+        mark = len(self._closers)
+        try:
+            await self._build_site(site)
+        except BaseException:
+            await _close_all(self._take_since(mark), site.config.id)
+            raise
+        mine = self._take_since(mark)
+
+        async def close() -> None:
+            await _close_all(mine, site.config.id)
+
+        return close
+
+    def _take_since(self, mark: int) -> list[Closer]:
+        shared = {id(v) for v in self.shared.values()}
+        added = self._closers[mark:]
+        mine = [c for c in added if id(getattr(c, "__self__", None)) not in shared]
+        self._closers[mark:] = [c for c in added if c not in mine]
+        return mine
+
+    async def _build_site(self, site: SiteRuntime) -> None:
+        for dev in site.devices.values():
+            cfg = dev.config
+            ep, options = self.endpoint(cfg), cfg.options
+            if self.hooks is not None:
+                ep, options = await self.hooks.before(self, site.config, cfg, ep, options)
+            dev.adapter = await BRANDS[cfg.brand].build(options, ep, self)
+            if self.hooks is not None:
+                await self.hooks.after(self, site.config, cfg, dev.adapter)
+            if isinstance(options, ChargerOptions):
+                dev.vehicle = await self._vehicle(site.config, cfg, options, ep)
 
     async def _vehicle(
         self, site: SiteConfig, dev: DeviceConfig, options: ChargerOptions, ep: Endpoint
@@ -100,3 +132,11 @@ class Backends:
                 log.warning("close_failed", closer=getattr(closer, "__qualname__", "?"),
                             error=f"{type(exc).__name__}: {exc}")  # fmt: skip
         self._closers.clear()
+
+
+async def _close_all(closers: list[Closer], site: str) -> None:
+    for closer in reversed(closers):
+        try:
+            await closer()
+        except Exception as exc:  # one device's close must not keep the others open
+            log.warning("close_failed", site=site, error=f"{type(exc).__name__}: {exc}")

@@ -21,6 +21,7 @@ SIMULATORS: dict[str, str] = {
     "openevse": "simulator.openevse",
     "vehicle-api": "simulator.vehicle_api",
     "octopus-api": "simulator.octopus_api",
+    "fleet": "simulator.fleet",
 }
 
 

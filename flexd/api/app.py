@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from flexd.api import billing, bills, page, sites
+from flexd.api import billing, bills, fleet, page, sites
 from flexd.api.auth import TOKEN, authenticate, may_use_device
 from flexd.api.errors import error
 from flexd.api.openapi import document
@@ -43,8 +43,10 @@ async def errors_mw(request: web.Request, handler: Handler) -> web.StreamRespons
         resp = error(422, "invalid", e.reason, e.field)
     except NotFound as e:
         resp = error(404, "not-found", str(e))
-    except Conflict as e:
-        resp = error(409, e.code, e.detail)
+    except Conflict as e:  # 409; 503 (Unavailable) while a fleet site changes owner
+        resp = error(getattr(e, "status", 409), e.code, e.detail)
+        if resp.status == 503:
+            resp.headers["Retry-After"] = "5"
     except web.HTTPRequestEntityTooLarge:
         resp = error(413, "too-large", "request body too large")
     except web.HTTPException as e:
@@ -127,7 +129,7 @@ async def list_devices(request: web.Request) -> web.Response:
 
 
 async def get_device(request: web.Request) -> web.Response:
-    return web.json_response(request.app[SERVICE].device_view(_device_id(request)))
+    return web.json_response(await request.app[SERVICE].load_device_view(_device_id(request)))
 
 
 async def bump(request: web.Request) -> web.Response:
@@ -156,7 +158,7 @@ async def cancel_bump(request: web.Request) -> web.Response:
 
 
 async def get_prefs(request: web.Request) -> web.Response:
-    prefs = request.app[SERVICE].preferences(_device_id(request))
+    prefs = await request.app[SERVICE].load_preferences(_device_id(request))
     return web.json_response(prefs.to_json())
 
 
@@ -203,6 +205,7 @@ def build_app(service: Service, config: ApiConfig) -> web.Application:
     app.router.add_routes(billing.routes(SERVICE))
     app.router.add_routes(bills.routes(SERVICE))
     app.router.add_routes(sites.routes(SERVICE))
+    app.router.add_routes(fleet.routes(SERVICE))
     app.router.add_routes(page.routes())
     return app
 

@@ -192,6 +192,13 @@ def document() -> dict[str, Any]:
                 ),
             },
             **_billing_paths(v1),
+            f"{v1}/fleet": {
+                "get": _op(
+                    "the fleet (admin): instances (id, started, last_heartbeat, stopped, "
+                    "sites_owned) and sites (id, owner, epoch, lease_expires); 404 alone",
+                    "200", errors="401 403 404",
+                ),
+            },
         },
     }
 

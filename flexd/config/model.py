@@ -122,6 +122,17 @@ class SimulationConfig:
     start: datetime | None = None  # UTC; default: today's local 12:00
     speed: float = 3600.0
     hours: float = 24.0
+    # The real Unix time at which simulated time is ``start``: every process given the same
+    # anchor shares one simulated timeline (a fleet and its device simulators on simulated time).
+    anchor_unix: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FleetConfig:
+    enabled: bool = False
+    instance_id: str | None = None  # default: host-pid
+    lease_seconds: float = 30.0
+    max_sites: int = 1000  # sites one instance controls at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +147,7 @@ class Config:
     mqtt: MqttConfig = MqttConfig()
     prices: PriceConfig = PriceConfig()
     simulation: SimulationConfig = SimulationConfig()
+    fleet: FleetConfig = FleetConfig()
     sites: tuple[SiteConfig, ...] = ()
     source: Path | None = None
     database_password: str | None = field(default=None, repr=False)  # PostgreSQL, from env/file

@@ -21,6 +21,7 @@ from flexd.config.model import (
     ApiConfig,
     Config,
     ConfigError,
+    FleetConfig,
     MqttConfig,
     PriceConfig,
     SimulationConfig,
@@ -33,10 +34,15 @@ from flexd.storage.store import is_url
 from rating.model import RatingInputError
 from rating.tariff import load_tariff
 
-SECTIONS = ("daemon", "api", "mqtt", "prices", "simulation", "sites")
+SECTIONS = ("daemon", "api", "mqtt", "prices", "simulation", "fleet", "sites")
 SITE_KEYS = ("id", "account", "meter", "tariff", "import_kw", "export_kw", "reserve_pct",
              "replan_soc_margin_pct", "stability_threshold_p", "devices")  # fmt: skip
 _PRICE_DEFAULTS = PriceConfig()
+
+
+def parse_site(doc: Any, path: str, env: Mapping[str, str]) -> SiteConfig:
+    """One ``[[sites]]`` table (a config file's, or a fleet's imported from sites.toml)."""
+    return _site(doc, path, env)
 
 
 def _site(doc: Any, path: str, env: Mapping[str, str]) -> SiteConfig:
@@ -175,7 +181,7 @@ def _prices(prices: Mapping[str, Any], rel: Any) -> PriceConfig:
 
 
 def _simulation(sim: Mapping[str, Any]) -> SimulationConfig:
-    known(sim, ("start", "speed", "hours"), "simulation.")
+    known(sim, ("start", "speed", "hours", "anchor_unix"), "simulation.")
     start = get(sim, "start", (str, datetime), "simulation.", None)
     if isinstance(start, str):
         try:
@@ -188,7 +194,26 @@ def _simulation(sim: Mapping[str, Any]) -> SimulationConfig:
         start=start,
         speed=num(sim, "speed", "simulation.", 3600.0, 0.001),
         hours=num(sim, "hours", "simulation.", 24.0, 0.01),
+        anchor_unix=num(sim, "anchor_unix", "simulation.", 0.0) if "anchor_unix" in sim else None,
     )
+
+
+def _fleet(doc: Mapping[str, Any], db: Path | str) -> FleetConfig:
+    known(doc, ("enabled", "instance_id", "lease_seconds", "max_sites"), "fleet.")
+    cfg = FleetConfig(
+        enabled=bool(get(doc, "enabled", bool, "fleet.", False)),
+        instance_id=get(doc, "instance_id", str, "fleet.", None),
+        lease_seconds=num(doc, "lease_seconds", "fleet.", 30.0, 1.0),
+        max_sites=int(get(doc, "max_sites", int, "fleet.", 1000)),
+    )
+    if cfg.instance_id is not None and not 1 <= len(cfg.instance_id) <= 100:
+        raise ConfigError("fleet.instance_id", "must be 1..100 characters")
+    if not 1 <= cfg.max_sites <= 1_000_000:
+        raise ConfigError("fleet.max_sites", "must be within 1..1000000")
+    if cfg.enabled and not is_url(db):
+        raise ConfigError("fleet.enabled", "a fleet needs PostgreSQL: daemon.database must be "
+                          "a postgresql:// URL")  # fmt: skip
+    return cfg
 
 
 def database_target(value: str, base_dir: Path) -> Path | str:
@@ -219,8 +244,13 @@ def parse_config(
     def rel(p: str | None) -> Path | None:
         return None if p is None else (base_dir / p if not Path(p).is_absolute() else Path(p))
 
+    fleet = _fleet(table(doc, "fleet", ""), db)
     sites_raw = doc.get("sites", [])
-    if not isinstance(sites_raw, list) or not sites_raw:
+    if fleet.enabled:
+        if sites_raw:
+            raise ConfigError("sites", "a fleet instance reads its sites from the database: "
+                              "import them with `flexd sites import`")  # fmt: skip
+    elif not isinstance(sites_raw, list) or not sites_raw:
         raise ConfigError("sites", "at least one [[sites]] table is required")
     sites = tuple(_site(s, f"sites[{i}].", env) for i, s in enumerate(sites_raw))
     if len({s.id for s in sites}) != len(sites):
@@ -245,6 +275,7 @@ def parse_config(
         mqtt=_mqtt(table(doc, "mqtt", ""), env, rel),
         prices=_prices(table(doc, "prices", ""), rel),
         simulation=_simulation(table(doc, "simulation", "")),
+        fleet=fleet,
         sites=sites,
     )
 

@@ -9,7 +9,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -42,6 +42,9 @@ from flexd.energy.rater import Rater
 from flexd.energy.site_meter import RegisterHistory, SiteMeter
 from flexd.obs.metrics import Metrics
 from flexd.storage import Storage
+
+if TYPE_CHECKING:
+    from flexd.fleet.journal import CommandJournal
 
 log = structlog.get_logger("flexd.site")
 
@@ -79,6 +82,9 @@ class LoopParts:
     events: EventBus
     dispatches: DispatchBook
     rater: Rater
+    # A fleet's command journal (flexd.fleet.journal): each command is recorded under the
+    # site's epoch before it is sent, and not sent when the lease is lost.
+    journal: CommandJournal | None = None
 
 
 class SiteLoop:
@@ -100,6 +106,7 @@ class SiteLoop:
         self.events = parts.events
         self.dispatches = parts.dispatches
         self.rater = parts.rater
+        self.journal = parts.journal
         self.planner = planner
         self.state = SiteState(meter=SiteMeter(site.config.meter))
         self.log = log.bind(site=site.config.id)
@@ -338,6 +345,9 @@ class SiteLoop:
         metrics = self.metrics
         assert dev.adapter is not None
         kind = type(command).__name__
+        # In a fleet, recorded under the site's epoch first (StaleEpoch: not sent at all).
+        journal = self.journal
+        entry = None if journal is None else await journal.sent(dev.id, kind)
         try:
             result: CommandResult = await with_timeout(
                 dev.adapter.apply(command),  # type: ignore[arg-type]
@@ -347,7 +357,11 @@ class SiteLoop:
         except DeviceError as exc:
             metrics.commands_sent.inc(device=dev.id, command=kind, outcome="error")
             self.log.warning("command_failed", device=dev.id, command=kind, error=str(exc))
+            if journal is not None and entry is not None:
+                await journal.done(entry, "error")
             return None
+        if journal is not None and entry is not None:
+            await journal.done(entry, "honoured" if result.honoured else "refused")
         metrics.commands_sent.inc(device=dev.id, command=kind, outcome="ok")
         if not result.honoured:
             metrics.commands_not_honoured.inc(device=dev.id, command=kind)

@@ -5,7 +5,7 @@ a re-rating that changes nothing stores nothing (storage compares with the lates
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 
 import structlog
@@ -16,6 +16,7 @@ from core.timegrid import day_bounds, local_days
 from flexd.control.events import Event, EventBus
 from flexd.obs.metrics import Metrics
 from flexd.storage import RatedRow, Storage
+from flexd.storage.fence import Fence, StaleEpoch, fenced
 
 log = structlog.get_logger("flexd.rater")
 
@@ -40,6 +41,8 @@ class Rater:
         self.site_of_meter = site_of_meter or {}
         # Agile days with readings the book had no price for yet: rated when prices arrive.
         self.waiting: dict[str, set[date]] = {}
+        # In a fleet: the fence of a meter's site while this instance controls it, else None.
+        self.fence_of: Callable[[str], Fence | None] | None = None
 
     async def rerate(self, meter: str, starts: set[datetime], reason: str) -> int:
         """Re-rate the local days holding ``starts``; publish every new version."""
@@ -49,6 +52,8 @@ class Rater:
         days = local_days(starts) | self.waiting.pop(meter, set())
         try:
             new = await self.rate_days(meter, days, reason)
+        except StaleEpoch:  # a fleet site taken over: its new owner rates, never this one
+            raise
         except Exception as exc:  # the readings are stored: rate them again next time
             self.waiting.setdefault(meter, set()).update(days)
             log.warning("rating_failed", meter=meter, days=sorted(d.isoformat() for d in days),
@@ -63,11 +68,21 @@ class Rater:
             await self.events.emit(Event("rated", site, meter, row.to_json()))
 
     async def retry_waiting(self) -> list[RatedRow]:
-        """Re-rate the days that waited for prices; returns the versions that were new."""
+        """Re-rate the days that waited for prices; returns the versions that were new. In a
+        fleet, only for meters this instance still controls, under their sites' fences."""
         new: list[RatedRow] = []
         waiting, self.waiting = self.waiting, {}
         for meter, days in waiting.items():
-            rows = await self.rate_days(meter, days, "prices")
+            fence = None
+            if self.fence_of is not None:
+                fence = self.fence_of(meter)
+                if fence is None:
+                    continue  # no longer ours: the owner rates it
+            try:
+                with fenced(fence):
+                    rows = await self.rate_days(meter, days, "prices")
+            except StaleEpoch:
+                continue
             await self._publish(meter, rows)
             new.extend(rows)
         return new

@@ -62,6 +62,11 @@ class Metric:
             self.values[key] = self.values.get(key, 0.0) + value
             self.counts[key] = self.counts.get(key, 0) + 1
 
+    def clear(self) -> None:
+        with self.lock:
+            self.values.clear()
+            self.counts.clear()
+
     def get(self, **labels: str) -> float:
         return self.values.get(_labels(labels), 0.0)
 
@@ -116,6 +121,31 @@ class Metrics:
             "flexd_replan_latency_seconds",
             "Real time from a re-plan request (price update, plug-in, ...) to the stored plan",
             "summary",
+        )
+
+        # The fleet (all zero on a single instance).
+        self.fleet_sites_owned = m("flexd_fleet_sites_owned", "Sites this instance controls",
+                                   "gauge")  # fmt: skip
+        self.fleet_sites_total = m("flexd_fleet_sites", "Sites in the fleet's database", "gauge")
+        self.fleet_instances_live = m(
+            "flexd_fleet_instances_live", "Instances whose heartbeat is within a lease", "gauge"
+        )
+        self.fleet_takeovers = m(
+            "flexd_fleet_takeovers_total", "Sites this instance took over from another", "counter"
+        )
+        self.fleet_leases_lost = m(
+            "flexd_fleet_leases_lost_total", "Sites this instance found taken over", "counter"
+        )
+        self.fleet_stale_writes = m(
+            "flexd_fleet_stale_writes_total", "Writes and commands refused for a stale epoch",
+            "counter",
+        )
+        self.fleet_site_epoch = m(
+            "flexd_fleet_site_epoch", "Epoch of each site this instance controls", "gauge"
+        )
+        self.fleet_site_lease_seconds = m(
+            "flexd_fleet_site_lease_remaining_seconds",
+            "Seconds left on each lease this instance holds (by its own clock)", "gauge",
         )
 
     def _add(self, name: str, help: str, kind: str) -> Metric:

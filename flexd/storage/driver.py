@@ -23,6 +23,8 @@ from typing import Any, Protocol
 
 import aiosqlite
 
+from flexd.storage import fence as fencing
+
 Row = tuple[Any, ...]
 
 
@@ -119,7 +121,10 @@ class SqliteDriver:
         async with self._lock:
             await self._w.execute("BEGIN IMMEDIATE")
             try:
-                yield _SqliteTx(self._w)
+                tx = _SqliteTx(self._w)
+                if (f := fencing.FENCE.get()) is not None:
+                    await fencing.check(tx, f, self.dialect)
+                yield tx
             except BaseException:
                 await self._w.execute("ROLLBACK")
                 raise
@@ -199,7 +204,10 @@ class PostgresDriver:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         async with self._pool.connection() as conn, conn.transaction():
-            yield _PgTx(conn)
+            tx = _PgTx(conn)
+            if (f := fencing.FENCE.get()) is not None:  # a fleet site's write: its epoch first
+                await fencing.check(tx, f, self.dialect)
+            yield tx
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[Tx]:

@@ -1,0 +1,121 @@
+"""Leases, epochs and fencing on the real PostgreSQL: claims never overlap, every claim raises
+the epoch, and a write or command under a stale epoch is refused with nothing stored."""
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from flexd.fleet.catalogue import import_sites
+from flexd.fleet.journal import CommandJournal
+from flexd.fleet.leases import Leases, fleet_view
+from flexd.storage import ReadingRow, Storage
+from flexd.storage.fence import Fence, StaleEpoch, fenced
+from tests.pg import pg_database
+
+AT = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+
+
+def _site(i: int) -> dict:
+    return {"id": f"s{i:02d}", "account": f"a{i}", "meter": f"M{i:02d}", "tariff": "io-go",
+            "devices": [{"id": f"s{i:02d}-inv", "brand": "givenergy", "host": "127.0.0.1",
+                         "port": 1}]}  # fmt: skip
+
+
+@pytest.fixture
+async def store():
+    async with pg_database() as url:
+        s = await Storage.open(url)
+        try:
+            await import_sites(s, [_site(i) for i in range(10)])
+            yield s
+        finally:
+            await s.close()
+
+
+async def test_concurrent_claims_take_disjoint_sites_and_raise_epochs(store):
+    a, b = Leases(store, "a", 30), Leases(store, "b", 30)
+    got_a, got_b = await asyncio.gather(a.claim(6), b.claim(6))
+    sa, sb = {c.site for c in got_a}, {c.site for c in got_b}
+    assert not sa & sb
+    assert len(sa | sb) == 10
+    assert all(c.epoch == 1 for c in got_a + got_b)
+    assert await a.claim(5) == []  # nothing unowned or expired is left
+
+
+async def test_expired_lease_is_taken_over_with_a_higher_epoch(store):
+    a, b = Leases(store, "a", 1), Leases(store, "b", 30)
+    [first] = await a.claim(1)
+    assert await b.claim(10) != []  # the other nine
+    assert await b.claim(10) == []  # a's lease still runs
+    await asyncio.sleep(1.2)
+    [taken] = await b.claim(10)
+    assert (taken.site, taken.epoch) == (first.site, first.epoch + 1)
+    assert first.site not in await a.renew()  # a learns it lost the site
+    _, sites = await fleet_view(store)
+    assert {s.id: s.owner for s in sites}[first.site] == "b"
+
+
+async def test_release_keeps_the_epoch_so_the_next_claim_is_higher(store):
+    a = Leases(store, "a", 30)
+    claims = await a.claim(2)
+    assert await a.release({c.site: c.epoch for c in claims}) == 2
+    again = {c.site: c.epoch for c in await Leases(store, "b", 30).claim(10)}
+    for c in claims:
+        assert again[c.site] == c.epoch + 1
+
+
+async def test_a_stale_epoch_writes_nothing(store):
+    a, b = Leases(store, "a", 1), Leases(store, "b", 30)
+    [claim] = await a.claim(1)
+    meter = json.loads(json.dumps(claim.doc))["meter"]
+    old = Fence(claim.site, "a", claim.epoch)
+    row = ReadingRow(meter, AT, "import", Decimal("0.5"))
+    with fenced(old):
+        await store.upsert_readings([row], AT)  # the owner's write goes through
+    await asyncio.sleep(1.2)
+    await b.claim(10)  # b takes it over
+    with fenced(old), pytest.raises(StaleEpoch):
+        await store.upsert_readings([ReadingRow(meter, AT, "import", Decimal("9.9"))], AT)
+    with fenced(old), pytest.raises(StaleEpoch):
+        await store.set_kv(f"meter:{claim.site}", "{}")
+    [kept] = await store.readings(meter, AT, AT.replace(hour=13))
+    assert kept.kwh == Decimal("0.5")
+    assert await store.get_kv(f"meter:{claim.site}") is None
+
+
+async def test_a_claim_waits_out_a_write_in_flight(store):
+    """FOR SHARE (the write) against FOR UPDATE SKIP LOCKED (the claim): an expired site
+    whose old owner is mid-write is skipped, not taken from under the write."""
+    a, b = Leases(store, "a", 1), Leases(store, "b", 30)
+    [claim] = await a.claim(1)
+    await asyncio.sleep(1.2)
+    with fenced(Fence(claim.site, "a", claim.epoch)):
+        async with store.driver.transaction():  # the fence check holds the row FOR SHARE
+            taken = {c.site for c in await b.claim(10)}
+            assert claim.site not in taken
+    assert {c.site for c in await b.claim(10)} == {claim.site}
+
+
+async def test_commands_are_journalled_under_the_epoch_and_refused_when_stale(store):
+    a, b = Leases(store, "a", 1), Leases(store, "b", 30)
+    [claim] = await a.claim(1)
+    allowed = {claim.site}
+    journal = CommandJournal(store, lambda site: site in allowed)
+    fence = Fence(claim.site, "a", claim.epoch)
+    with fenced(fence):
+        entry = await journal.sent("dev", "SetBatteryMode")
+        await journal.done(entry, "honoured")
+    rows = await store.query("SELECT site, epoch, owner, done_at IS NOT NULL FROM fleet_commands")
+    assert rows == [(claim.site, claim.epoch, "a", True)]
+    allowed.clear()  # the lease ran out by the instance's own clock
+    with fenced(fence), pytest.raises(StaleEpoch):
+        await journal.sent("dev", "SetBatteryMode")
+    allowed.add(claim.site)
+    await asyncio.sleep(1.2)
+    await b.claim(10)
+    with fenced(fence), pytest.raises(StaleEpoch):  # and by the database's epoch
+        await journal.sent("dev", "SetBatteryMode")
+    assert len(await store.query("SELECT id FROM fleet_commands")) == 1
