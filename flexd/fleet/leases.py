@@ -1,14 +1,19 @@
 """Leases on sites, kept in PostgreSQL with the database's own clock.
 
-- A claim takes unowned or expired sites with ``FOR UPDATE SKIP LOCKED`` (two instances
-  claiming at once take different sites, and neither waits for the other) and increments each
-  one's epoch in the same statement.
-- A renewal extends every lease the instance still holds and returns them: a site missing from
-  the answer was taken over (its lease expired while the instance was paused or cut off).
-- A release clears the owner and the lease but keeps the epoch, so the next claim is higher.
+A site's lease is its owner's heartbeat: a site is free when it has no owner, or its owner has
+stopped, or the owner's last heartbeat is older than the owner's ``lease_seconds``. So a renewal
+writes one row per instance however many sites it holds (per-site lease rows cost one row
+update per site every few seconds, which is what would break first at 500,000 sites).
 
-Lease instants are ``now()`` on the server: instances' clocks never meet, and the daemon's own
-clock may be simulated.
+- A claim takes free sites with ``FOR UPDATE OF fleet_sites SKIP LOCKED`` (two instances claiming
+  at once take different sites, and neither waits for the other) and increments each one's epoch
+  in the same transaction.
+- A renewal stamps the heartbeat and reads back the sites the instance still owns: a site missing
+  from the answer was taken over (its lease expired while the instance was paused or cut off).
+- A release clears the owner but keeps the epoch, so the next claim is higher.
+
+Instants are ``now()`` on the server: instances' clocks never meet, and the daemon's own clock may
+be simulated.
 """
 
 from __future__ import annotations
@@ -57,19 +62,18 @@ class Leases:
     async def register(self) -> None:
         async with self.storage.driver.transaction() as tx:
             await tx.execute(
-                "INSERT INTO fleet_instances (id, started_at, heartbeat_at) "
-                "VALUES (?, now(), now()) ON CONFLICT (id) DO UPDATE SET started_at = now(), "
-                "heartbeat_at = now(), sites_owned = 0, stopped_at = NULL",
-                (self.instance,),
+                "INSERT INTO fleet_instances (id, started_at, heartbeat_at, lease_seconds) "
+                "VALUES (?, now(), now(), ?) ON CONFLICT (id) DO UPDATE SET started_at = now(), "
+                "heartbeat_at = now(), lease_seconds = excluded.lease_seconds, sites_owned = 0, "
+                "stopped_at = NULL",
+                (self.instance, self.lease_s),
             )
 
     async def renew(self) -> dict[str, int]:
-        """Extend every lease this instance holds; returns site -> epoch of those it holds."""
+        """Beat; returns site -> epoch of the sites this instance still owns."""
         async with self.storage.driver.transaction() as tx:
             rows = await tx.fetchall(
-                "UPDATE fleet_sites SET lease_until = now() + make_interval(secs => ?) "
-                "WHERE owner = ? RETURNING id, epoch",
-                (self.lease_s, self.instance),
+                "SELECT id, epoch FROM fleet_sites WHERE owner = ?", (self.instance,)
             )
             await tx.execute(
                 "UPDATE fleet_instances SET heartbeat_at = now(), sites_owned = ? WHERE id = ?",
@@ -78,33 +82,38 @@ class Leases:
         return {str(r[0]): int(r[1]) for r in rows}
 
     async def claim(self, limit: int) -> list[Claim]:
-        """Take up to ``limit`` unowned or expired sites, longest-expired first."""
+        """Take up to ``limit`` free sites, those whose owner went quiet longest ago first."""
         if limit <= 0:
             return []
         async with self.storage.driver.transaction() as tx:
             free = await tx.fetchall(
-                "SELECT id FROM fleet_sites WHERE owner IS NULL OR lease_until < now() "
-                "ORDER BY lease_until NULLS FIRST, id LIMIT ? FOR UPDATE SKIP LOCKED",
+                "SELECT s.id FROM fleet_sites s LEFT JOIN fleet_instances i ON i.id = s.owner "
+                "WHERE s.owner IS NULL OR i.id IS NULL OR i.stopped_at IS NOT NULL "
+                "OR i.heartbeat_at < now() - i.lease_seconds * interval '1 second' "
+                "ORDER BY i.heartbeat_at NULLS FIRST, s.id LIMIT ? "
+                "FOR UPDATE OF s SKIP LOCKED",
                 (limit,),
             )
             if not free:
                 return []
             rows = await tx.fetchall(
-                "UPDATE fleet_sites SET owner = ?, epoch = epoch + 1, "
-                "lease_until = now() + make_interval(secs => ?) WHERE id = ANY(?) "
-                "RETURNING id, epoch, doc, lease_until",
-                (self.instance, self.lease_s, [r[0] for r in free]),
+                "UPDATE fleet_sites SET owner = ?, epoch = epoch + 1 WHERE id = ANY(?) "
+                "RETURNING id, epoch, doc",
+                (self.instance, [r[0] for r in free]),
             )
-        return [Claim(str(r[0]), int(r[1]), json.loads(r[2]), r[3]) for r in rows]
+            until = await tx.fetchone(
+                "SELECT now() + make_interval(secs => ?)", (self.lease_s,)
+            )
+        assert until is not None
+        return [Claim(str(r[0]), int(r[1]), json.loads(r[2]), until[0]) for r in rows]
 
     async def release(self, sites: dict[str, int]) -> int:
-        """Give up these leases (site -> the epoch held); an epoch that moved on is left."""
+        """Give up these sites (site -> the epoch held); an epoch that moved on is left."""
         if not sites:
             return 0
         async with self.storage.driver.transaction() as tx:
             return await tx.executemany(
-                "UPDATE fleet_sites SET owner = NULL, lease_until = NULL "
-                "WHERE id = ? AND owner = ? AND epoch = ?",
+                "UPDATE fleet_sites SET owner = NULL WHERE id = ? AND owner = ? AND epoch = ?",
                 [(s, self.instance, e) for s, e in sites.items()],
             )
 
@@ -116,11 +125,10 @@ class Leases:
             )
 
     async def live_instances(self) -> int:
-        """Instances that have beaten within a lease and not stopped (this one included)."""
+        """Instances that have beaten within their lease and not stopped (this one included)."""
         rows = await self.storage.query(
             "SELECT COUNT(*) FROM fleet_instances WHERE stopped_at IS NULL AND "
-            "heartbeat_at > now() - make_interval(secs => ?)",
-            (self.lease_s,),
+            "heartbeat_at > now() - lease_seconds * interval '1 second'"
         )
         return max(1, int(rows[0][0]))
 
@@ -133,10 +141,12 @@ async def fleet_view(storage: Storage) -> tuple[list[InstanceRow], list[SiteLeas
     """Every instance and every site's lease, as ``GET /api/v1/fleet`` shows them."""
     inst = await storage.query(
         "SELECT i.id, i.started_at, i.heartbeat_at, i.stopped_at, "
-        "(SELECT COUNT(*) FROM fleet_sites s WHERE s.owner = i.id AND s.lease_until > now()) "
+        "(SELECT COUNT(*) FROM fleet_leases s WHERE s.owner = i.id AND s.lease_until > now()) "
         "FROM fleet_instances i ORDER BY i.id"
     )
-    sites = await storage.query("SELECT id, owner, epoch, lease_until FROM fleet_sites ORDER BY id")
+    sites = await storage.query(
+        "SELECT id, owner, epoch, lease_until FROM fleet_leases ORDER BY id"
+    )
     return (
         [InstanceRow(str(r[0]), r[1], r[2], int(r[4]), r[3]) for r in inst],
         [SiteLease(str(r[0]), r[1], int(r[2]), r[3]) for r in sites],

@@ -60,7 +60,7 @@ class FleetService(Service):
 
     async def _owner(self, site_id: str) -> str:
         rows = await self.storage.query(
-            "SELECT owner FROM fleet_sites WHERE id = ? AND lease_until > now()", (site_id,)
+            "SELECT owner FROM fleet_leases WHERE id = ? AND lease_until > now()", (site_id,)
         )
         if not rows or rows[0][0] is None:
             raise Unavailable("site-unavailable", f"site {site_id} is changing owner: "

@@ -69,31 +69,40 @@ MIGRATIONS: tuple[str, ...] = (
         kwh TEXT NOT NULL, band TEXT NOT NULL, unit_rate_p TEXT NOT NULL, cost_p TEXT NOT NULL,
         PRIMARY KEY (meter, start, register, bill_id));
     """,
-    # 5: the fleet (PostgreSQL): sites as data with their owner, epoch and lease; the instances
-    # with their heartbeats; and every device command with the epoch it was sent under. Lease
-    # instants are the database's own clock (timestamptz), never an instance's.
+    # 5: the fleet (PostgreSQL): sites as data with their owner and epoch; the instances with
+    # their heartbeats, which are the leases (one row written per instance per renewal, however
+    # many sites it holds); every device command with the epoch it was sent under; and
+    # fleet_leases, each site's owner and when its lease runs out. Instants are the database's
+    # own clock (timestamptz), never an instance's.
     """
     CREATE TABLE fleet_sites (
         id TEXT PRIMARY KEY, account TEXT NOT NULL, meter TEXT NOT NULL, doc TEXT NOT NULL,
-        owner TEXT, epoch BIGINT NOT NULL DEFAULT 0, lease_until {instant},
-        imported_at {instant} NOT NULL, version BIGINT NOT NULL DEFAULT 1);
-    CREATE INDEX fleet_sites_owner ON fleet_sites (owner, lease_until);
+        owner TEXT, epoch BIGINT NOT NULL DEFAULT 0, imported_at {instant} NOT NULL,
+        version BIGINT NOT NULL DEFAULT 1);
+    CREATE INDEX fleet_sites_owner ON fleet_sites (owner);
     CREATE TABLE fleet_instances (
         id TEXT PRIMARY KEY, started_at {instant} NOT NULL, heartbeat_at {instant} NOT NULL,
-        sites_owned INTEGER NOT NULL DEFAULT 0, stopped_at {instant});
+        lease_seconds DOUBLE PRECISION NOT NULL, sites_owned INTEGER NOT NULL DEFAULT 0,
+        stopped_at {instant});
     CREATE TABLE fleet_commands (
         id {serial}, site TEXT NOT NULL, epoch BIGINT NOT NULL, owner TEXT NOT NULL,
         device_id TEXT NOT NULL, command TEXT NOT NULL, sent_at {instant} NOT NULL,
         done_at {instant}, outcome TEXT);
     CREATE INDEX fleet_commands_device ON fleet_commands (device_id, sent_at);
+    CREATE VIEW fleet_leases AS
+        SELECT s.id, s.owner, s.epoch, {lease_until} AS lease_until
+          FROM fleet_sites s LEFT JOIN fleet_instances i
+            ON i.id = s.owner AND i.stopped_at IS NULL;
     """,
 )
 
 # The few words the two engines spell differently, filled in per dialect.
 DIALECT = {
-    "sqlite": {"serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "instant": "TEXT"},
+    "sqlite": {"serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "instant": "TEXT",
+               "lease_until": "NULL"},
     "postgresql": {"serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
-                   "instant": "TIMESTAMPTZ"},
+                   "instant": "TIMESTAMPTZ",
+                   "lease_until": "i.heartbeat_at + i.lease_seconds * interval '1 second'"},
 }
 
 

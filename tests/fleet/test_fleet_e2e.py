@@ -48,7 +48,7 @@ async def wait_for(what: str, check, timeout: float, every: float = 0.25):
 
 
 def owners(url: str) -> dict[str, str | None]:
-    rows = q(url, "SELECT id, CASE WHEN lease_until > now() THEN owner END FROM fleet_sites")
+    rows = q(url, "SELECT id, CASE WHEN lease_until > now() THEN owner END FROM fleet_leases")
     return {r[0]: r[1] for r in rows}
 
 

@@ -35,8 +35,15 @@ async def store():
             await s.close()
 
 
+async def leases(store, *specs: tuple[str, float]) -> list[Leases]:
+    out = [Leases(store, name, lease) for name, lease in specs]
+    for lease in out:
+        await lease.register()
+    return out
+
+
 async def test_concurrent_claims_take_disjoint_sites_and_raise_epochs(store):
-    a, b = Leases(store, "a", 30), Leases(store, "b", 30)
+    a, b = await leases(store, ("a", 30), ("b", 30))
     got_a, got_b = await asyncio.gather(a.claim(6), b.claim(6))
     sa, sb = {c.site for c in got_a}, {c.site for c in got_b}
     assert not sa & sb
@@ -46,7 +53,7 @@ async def test_concurrent_claims_take_disjoint_sites_and_raise_epochs(store):
 
 
 async def test_expired_lease_is_taken_over_with_a_higher_epoch(store):
-    a, b = Leases(store, "a", 1), Leases(store, "b", 30)
+    a, b = await leases(store, ("a", 1), ("b", 30))
     [first] = await a.claim(1)
     assert await b.claim(10) != []  # the other nine
     assert await b.claim(10) == []  # a's lease still runs
@@ -54,21 +61,23 @@ async def test_expired_lease_is_taken_over_with_a_higher_epoch(store):
     [taken] = await b.claim(10)
     assert (taken.site, taken.epoch) == (first.site, first.epoch + 1)
     assert first.site not in await a.renew()  # a learns it lost the site
+    await a.renew()  # a beats again: what it still owns (nothing) stays its own
     _, sites = await fleet_view(store)
     assert {s.id: s.owner for s in sites}[first.site] == "b"
 
 
 async def test_release_keeps_the_epoch_so_the_next_claim_is_higher(store):
-    a = Leases(store, "a", 30)
+    [a] = await leases(store, ("a", 30))
     claims = await a.claim(2)
     assert await a.release({c.site: c.epoch for c in claims}) == 2
-    again = {c.site: c.epoch for c in await Leases(store, "b", 30).claim(10)}
+    [b] = await leases(store, ("b", 30))
+    again = {c.site: c.epoch for c in await b.claim(10)}
     for c in claims:
         assert again[c.site] == c.epoch + 1
 
 
 async def test_a_stale_epoch_writes_nothing(store):
-    a, b = Leases(store, "a", 1), Leases(store, "b", 30)
+    a, b = await leases(store, ("a", 1), ("b", 30))
     [claim] = await a.claim(1)
     meter = json.loads(json.dumps(claim.doc))["meter"]
     old = Fence(claim.site, "a", claim.epoch)
@@ -89,7 +98,7 @@ async def test_a_stale_epoch_writes_nothing(store):
 async def test_a_claim_waits_out_a_write_in_flight(store):
     """FOR SHARE (the write) against FOR UPDATE SKIP LOCKED (the claim): an expired site
     whose old owner is mid-write is skipped, not taken from under the write."""
-    a, b = Leases(store, "a", 1), Leases(store, "b", 30)
+    a, b = await leases(store, ("a", 1), ("b", 30))
     [claim] = await a.claim(1)
     await asyncio.sleep(1.2)
     with fenced(Fence(claim.site, "a", claim.epoch)):
@@ -100,7 +109,7 @@ async def test_a_claim_waits_out_a_write_in_flight(store):
 
 
 async def test_commands_are_journalled_under_the_epoch_and_refused_when_stale(store):
-    a, b = Leases(store, "a", 1), Leases(store, "b", 30)
+    a, b = await leases(store, ("a", 1), ("b", 30))
     [claim] = await a.claim(1)
     allowed = {claim.site}
     journal = CommandJournal(store, lambda site: site in allowed)
@@ -119,3 +128,17 @@ async def test_commands_are_journalled_under_the_epoch_and_refused_when_stale(st
     with fenced(fence), pytest.raises(StaleEpoch):  # and by the database's epoch
         await journal.sent("dev", "SetBatteryMode")
     assert len(await store.query("SELECT id FROM fleet_commands")) == 1
+
+
+async def test_one_heartbeat_renews_every_site_of_an_instance(store):
+    """A renewal writes the instance's row only: the sites' rows are not touched."""
+    a, b = await leases(store, ("a", 1), ("b", 30))
+    got = await a.claim(10)
+    before = await store.query("SELECT xmin::text FROM fleet_sites ORDER BY id")
+    for _ in range(3):
+        await asyncio.sleep(0.4)
+        assert set(await a.renew()) == {c.site for c in got}
+    assert await store.query("SELECT xmin::text FROM fleet_sites ORDER BY id") == before
+    assert await b.claim(10) == []  # a's beats kept every lease alive past its 1 s
+    await a.stopped()  # a clean stop frees them at once
+    assert len(await b.claim(10)) == 10
