@@ -58,6 +58,13 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
 def pg_stats(url: str, db: str) -> dict[str, int]:
     row = q(url, "SELECT xact_commit, tup_inserted, tup_updated, tup_deleted, tup_fetched, "
             "tup_returned FROM pg_stat_database WHERE datname = %s", (db,))[0]  # fmt: skip
@@ -181,6 +188,7 @@ async def main() -> None:
                              3)
                     for n in cpu0
                 },
+                "rss_mb": {n: rss_mb(p) for n, p in pids.items()} | {"sim": rss_mb(rig.sim.pid)},
                 "cpu_share_of_all_cores": round(
                     sum(cpu1[n] - cpu0[n] for n in cpu0) / real_s / (os.cpu_count() or 2), 3),
             }
@@ -202,6 +210,11 @@ async def main() -> None:
 
             # Takeover after kill -9, then the victim restarts and the fleet evens out again.
             takeovers: list[float] = []
+            result["epochs_before_kills"] = {
+                "max": q(url, "SELECT MAX(epoch) FROM fleet_sites")[0][0],
+                "sites_moved_more_than_once": q(
+                    url, "SELECT COUNT(*) FROM fleet_sites WHERE epoch > 2")[0][0],
+            }  # fmt: skip
             for k in range(args.kills):
                 own = owners(url)
                 victim = max(names, key=lambda n: list(own.values()).count(n))

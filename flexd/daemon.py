@@ -201,9 +201,7 @@ class Daemon:
     async def refresh_catalogue(self) -> None:
         """Read the fleet's sites when any was added or changed (every instance routes API
         requests for all of them); an owned site whose config changed restarts on it."""
-        rows = await self.storage.query(
-            "SELECT COUNT(*), COALESCE(SUM(version), 0) FROM fleet_sites"
-        )
+        rows = await self.storage.query("SELECT version, sites FROM fleet_catalogue WHERE id = 1")
         mark = (int(rows[0][0]), int(rows[0][1]))
         if mark == self.catalogue_mark:
             return

@@ -18,6 +18,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--hours", type=float, default=None, help="simulated hours to run, then stop")
     p.add_argument("--database", default=None,
                    help="override [daemon].database: a SQLite file or a postgresql:// URL")
+    p.add_argument("--api-port", type=int, default=None,
+                   help="override [api].port (0: any free port; two instances on one host)")
     p.set_defaults(run=run)
 
 
@@ -31,4 +33,5 @@ def run(args: argparse.Namespace) -> int:
         speed=args.speed,
         hours=args.hours,
         database=args.database,
+        api_port=args.api_port,
     )

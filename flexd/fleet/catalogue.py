@@ -96,6 +96,11 @@ async def import_sites(storage: Storage, docs: list[dict[str, Any]]) -> ImportRe
                 added += 1
             else:
                 updated += 1
+        if added or updated:
+            await tx.execute(
+                "UPDATE fleet_catalogue SET version = version + 1, "
+                "sites = (SELECT COUNT(*) FROM fleet_sites) WHERE id = 1"
+            )
     return ImportResult(added, updated, unchanged)
 
 

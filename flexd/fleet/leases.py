@@ -133,7 +133,7 @@ class Leases:
         return max(1, int(rows[0][0]))
 
     async def site_count(self) -> int:
-        rows = await self.storage.query("SELECT COUNT(*) FROM fleet_sites")
+        rows = await self.storage.query("SELECT sites FROM fleet_catalogue WHERE id = 1")
         return int(rows[0][0])
 
 

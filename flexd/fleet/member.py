@@ -1,13 +1,15 @@
 """One instance's part in the fleet: heartbeat, renew, claim its share, give back the rest.
 
-Every ``lease_seconds / 3`` (real time, whatever the daemon's clock):
+Every ``lease_seconds / 3`` (real time, whatever the daemon's clock), in two loops:
 
-1. renew every lease held; a site missing from the answer was taken over while this instance
-   was paused or cut off, and is stopped here at once (its writes are already refused);
-2. take up to a fair share of unowned or expired sites: ``min(max_sites, ceil(sites / live
-   instances))``. A site claimed is restored from the database and re-planned by its new loop;
-3. give back sites beyond the share plus one (a new instance joined), a few per round, so the
-   fleet evens out without a storm of handovers.
+1. the heartbeat renews every lease held; a site missing from the answer was taken over while
+   this instance was paused or cut off, and is stopped here at once (its writes are already
+   refused);
+2. the share: take up to a fair share of free sites, ``min(max_sites, ceil(sites / live
+   instances))``, at most 200 a round, set up 16 at a time. A site claimed is restored from the
+   database and re-planned by its new loop. Sites beyond the share plus one (an instance joined)
+   are given back, a few per round and only when two rounds agree, so the fleet evens out
+   without a storm of handovers.
 
 An instance also stops acting on a site by its own monotonic clock once the lease it last
 renewed would have expired (:meth:`may_act`), even before the database says so.
@@ -30,6 +32,8 @@ from flexd.obs.metrics import Metrics
 
 log = structlog.get_logger("flexd.fleet")
 SHED_PER_ROUND = 10
+CLAIM_PER_ROUND = 200  # a round stays short; the rest come next round
+START_AT_ONCE = 16  # sites set up concurrently (device connections, restore reads)
 
 
 class SiteHost(Protocol):
@@ -53,48 +57,94 @@ class FleetMember:
         self.owned: dict[str, int] = {}  # site -> epoch held
         self.valid_until: dict[str, float] = {}  # site -> monotonic instant the lease runs out
         self.takeovers = 0
+        self._starting: set[str] = set()  # claimed, loops not yet running
+        self._claimed_at: dict[str, float] = {}
+        self._over_rounds = 0
 
     def may_act(self, site: str) -> bool:
         return site in self.owned and time.monotonic() < self.valid_until.get(site, 0.0)
 
     async def run(self, stop: asyncio.Event) -> None:
+        """The heartbeat and the share, as two loops: starting a few hundred sites takes
+        seconds, and the heartbeat must never wait behind it (a late beat frees every site this
+        instance holds to the others, which is how a fleet churns)."""
         await self.leases.register()
-        # Let instances started together see each other before the first claim.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), self.period / 2)
+        await self.beat()
+        beats = asyncio.get_running_loop().create_task(self._beats(stop), name="fleet-beat")
+        try:
+            # Let instances started together see each other before the first claim.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.period / 2)
+            while not stop.is_set():
+                try:
+                    await self.tick()
+                except Exception as exc:  # the database is away: leases run out by themselves
+                    log.warning("fleet_round_failed", error=f"{type(exc).__name__}: {exc}")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.period)
+        finally:
+            beats.cancel()
+            await asyncio.gather(beats, return_exceptions=True)
+
+    async def _beats(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            try:
-                await self.tick()
-            except Exception as exc:  # the database is away: leases run out by themselves
-                log.warning("fleet_round_failed", error=f"{type(exc).__name__}: {exc}")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.period)
+            if stop.is_set():
+                return
+            try:
+                await self.beat()
+            except Exception as exc:
+                log.warning("fleet_heartbeat_failed", error=f"{type(exc).__name__}: {exc}")
 
-    async def tick(self) -> None:
+    async def beat(self) -> None:
+        """Renew (one row for all of this instance's leases); stop sites taken over."""
         began = time.monotonic()  # a lease renewed now lasts from before the request was sent
         held = await self.leases.renew()
         for site, epoch in list(self.owned.items()):
             if held.get(site) == epoch:
                 self.valid_until[site] = began + self.cfg.lease_seconds
-            else:
-                await self.lose(site, "taken over")
+            elif site not in self._starting and self._claimed_at.get(site, 0.0) < began:
+                await self.lose(site, "taken over")  # (a claim newer than the read is not)
+
+    async def tick(self) -> None:
+        """Take up to the fair share, or give back what is over it two rounds running."""
         await self.host.refresh_catalogue()
         total = await self.leases.site_count()
         live = await self.leases.live_instances()
         share = min(self.cfg.max_sites, math.ceil(total / live)) if total else 0
+        over = len(self.owned) > share + 1
         if len(self.owned) < share:
+            self._over_rounds = 0
             began = time.monotonic()
-            for claim in await self.leases.claim(share - len(self.owned)):
+            claims = await self.leases.claim(min(CLAIM_PER_ROUND, share - len(self.owned)))
+            for claim in claims:
                 self.owned[claim.site] = claim.epoch
                 self.valid_until[claim.site] = began + self.cfg.lease_seconds
+                self._claimed_at[claim.site] = began
+                self._starting.add(claim.site)
                 if claim.epoch > 1:
                     self.takeovers += 1
                     self.metrics.fleet_takeovers.inc()
-                if not await self.host.start_site(claim):
-                    await self.give_back([claim.site], "cannot start")
-        elif len(self.owned) > share + 1:
-            excess = sorted(self.owned)[: min(SHED_PER_ROUND, len(self.owned) - share)]
-            await self.give_back(excess, "over fair share")
+            gate = asyncio.Semaphore(START_AT_ONCE)
+
+            async def start(claim: Claim) -> None:
+                async with gate:
+                    try:
+                        ok = await self.host.start_site(claim)
+                    finally:
+                        self._starting.discard(claim.site)
+                    if not ok:
+                        await self.give_back([claim.site], "cannot start")
+
+            await asyncio.gather(*(start(c) for c in claims))
+        elif over:
+            self._over_rounds += 1
+            if self._over_rounds >= 2:  # not on one round's count of live instances
+                excess = sorted(self.owned)[: min(SHED_PER_ROUND, len(self.owned) - share)]
+                await self.give_back(excess, "over fair share")
+        else:
+            self._over_rounds = 0
         self.metrics.fleet_sites_owned.set(len(self.owned))
         self.metrics.fleet_instances_live.set(live)
         self.metrics.fleet_sites_total.set(total)

@@ -43,15 +43,31 @@ def _typed(err: RemoteError) -> Exception:
 
 
 class FleetService(Service):
-    instance: str = ""
-    relay: Relay | None = None
-    # The sites this instance controls now, with the fence their writes carry.
-    local: dict[str, Fence]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.instance = ""
+        self.relay: Relay | None = None
+        # The sites this instance controls now, with the fence their writes carry.
+        self.local: dict[str, Fence] = {}
 
     def attach(self, instance: str, relay: Relay) -> None:
         self.instance = instance
         self.relay = relay
-        self.local = {}
+
+    async def readiness(self) -> dict[str, Any]:
+        """Ready once the database answers, prices are known and every device of the sites
+        this instance controls has been polled (the others' are their owners' to poll)."""
+        now = self.clock.now()
+        try:
+            db_ok = await self.storage.ping()
+        except Exception:
+            db_ok = False
+        polled = all(d.last_ok is not None for sid in list(self.local)
+                     for d in self.sites[sid].devices.values())  # fmt: skip
+        prices = self.prices_known_until is not None and self.prices_known_until > now
+        return {"ready": db_ok and polled and prices, "database": db_ok,
+                "devices_polled": polled, "prices_known": prices,
+                "sites_controlled": len(self.local)}  # fmt: skip
 
     # --- routing --------------------------------------------------------------------------
 
@@ -72,7 +88,8 @@ class FleetService(Service):
         the owner's answer). A reply from an instance that lost the site meanwhile, or none,
         is tried once more with the owner the database names then."""
         site = self._site_id(device_id)
-        assert self.relay is not None
+        if self.relay is None:
+            raise Unavailable("starting", "this instance is starting: try again in a moment")
         for attempt in (1, 2):
             if site in self.local:
                 return False, None
@@ -83,8 +100,8 @@ class FleetService(Service):
                 return True, await self.relay.call(owner, op, {"device": device_id, **args},
                                                    TIMEOUT_S)  # fmt: skip
             except RemoteError as exc:
-                if exc.kind == "not-owner" and attempt == 1:
-                    continue
+                if exc.kind == "not-owner":
+                    continue  # it lost the site meanwhile: ask whoever owns it now
                 raise _typed(exc) from None
             except NoAnswer:
                 if attempt == 1:

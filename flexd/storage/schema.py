@@ -73,7 +73,8 @@ MIGRATIONS: tuple[str, ...] = (
     # their heartbeats, which are the leases (one row written per instance per renewal, however
     # many sites it holds); every device command with the epoch it was sent under; and
     # fleet_leases, each site's owner and when its lease runs out. Instants are the database's
-    # own clock (timestamptz), never an instance's.
+    # own clock (timestamptz), never an instance's. fleet_catalogue's one row says when any
+    # site was added or changed, so an instance never scans the sites to find out.
     """
     CREATE TABLE fleet_sites (
         id TEXT PRIMARY KEY, account TEXT NOT NULL, meter TEXT NOT NULL, doc TEXT NOT NULL,
@@ -89,6 +90,9 @@ MIGRATIONS: tuple[str, ...] = (
         device_id TEXT NOT NULL, command TEXT NOT NULL, sent_at {instant} NOT NULL,
         done_at {instant}, outcome TEXT);
     CREATE INDEX fleet_commands_device ON fleet_commands (device_id, sent_at);
+    CREATE TABLE fleet_catalogue (
+        id INTEGER PRIMARY KEY, version BIGINT NOT NULL, sites BIGINT NOT NULL);
+    INSERT INTO fleet_catalogue VALUES (1, 0, 0);
     CREATE VIEW fleet_leases AS
         SELECT s.id, s.owner, s.epoch, {lease_until} AS lease_until
           FROM fleet_sites s LEFT JOIN fleet_instances i

@@ -79,6 +79,8 @@ def test_shipped_configs_load():
     for name in ("flexd.toml", "flexd-flux.toml"):
         cfg = load_config(REPO / "config" / name, env={})
         assert cfg.sites
+    fleet = load_config(REPO / "config" / "fleet.toml", env={})
+    assert fleet.fleet.enabled and not fleet.sites
 
 
 @pytest.mark.parametrize(
