@@ -9,7 +9,7 @@ and attach to the adapter after it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import structlog
 
@@ -78,50 +78,44 @@ class Backends:
         """Build one site's adapters now (a fleet instance that has just claimed it); returns
         what closes exactly them when the site is released. Servers shared by many devices
         (the OCPP central system) stay open until :meth:`close`. A build that fails closes
-        what it opened before the error goes on."""
-        mark = len(self._closers)
+        what it opened before the error goes on. Sites may be built concurrently."""
+        scope = _SiteScope(self)
         try:
-            await self._build_site(site)
+            await self._build_site(site, cast(Backends, scope))
         except BaseException:
-            await _close_all(self._take_since(mark), site.config.id)
+            await _close_all(scope.closers, site.config.id)
             raise
-        mine = self._take_since(mark)
 
         async def close() -> None:
-            await _close_all(mine, site.config.id)
+            await _close_all(scope.closers, site.config.id)
 
         return close
 
-    def _take_since(self, mark: int) -> list[Closer]:
-        shared = {id(v) for v in self.shared.values()}
-        added = self._closers[mark:]
-        mine = [c for c in added if id(getattr(c, "__self__", None)) not in shared]
-        self._closers[mark:] = [c for c in added if c not in mine]
-        return mine
-
-    async def _build_site(self, site: SiteRuntime) -> None:
+    async def _build_site(self, site: SiteRuntime, res: Backends | None = None) -> None:
+        b = self if res is None else res  # what the builders register their closers with
         for dev in site.devices.values():
             cfg = dev.config
             ep, options = self.endpoint(cfg), cfg.options
             if self.hooks is not None:
-                ep, options = await self.hooks.before(self, site.config, cfg, ep, options)
-            dev.adapter = await BRANDS[cfg.brand].build(options, ep, self)
+                ep, options = await self.hooks.before(b, site.config, cfg, ep, options)
+            dev.adapter = await BRANDS[cfg.brand].build(options, ep, b)
             if self.hooks is not None:
-                await self.hooks.after(self, site.config, cfg, dev.adapter)
+                await self.hooks.after(b, site.config, cfg, dev.adapter)
             if isinstance(options, ChargerOptions):
-                dev.vehicle = await self._vehicle(site.config, cfg, options, ep)
+                dev.vehicle = await self._vehicle(b, site.config, cfg, options, ep)
 
     async def _vehicle(
-        self, site: SiteConfig, dev: DeviceConfig, options: ChargerOptions, ep: Endpoint
-    ) -> Any:
+        self, b: Backends, site: SiteConfig, dev: DeviceConfig, options: ChargerOptions,
+        ep: Endpoint,
+    ) -> Any:  # fmt: skip
         vehicle = None
         if self.hooks is not None:
-            vehicle = await self.hooks.vehicle(self, site, dev)
+            vehicle = await self.hooks.vehicle(b, site, dev)
         if vehicle is None:
             vehicle = build_vehicle(options, ep)
         if vehicle is not None:
             self.vehicles[dev.id] = vehicle
-            self.on_close(vehicle.close)
+            b.on_close(vehicle.close)
         return vehicle
 
     async def close(self) -> None:
@@ -132,6 +126,25 @@ class Backends:
                 log.warning("close_failed", closer=getattr(closer, "__qualname__", "?"),
                             error=f"{type(exc).__name__}: {exc}")  # fmt: skip
         self._closers.clear()
+
+
+class _SiteScope:
+    """The Backends as one site's builders see them: what they register to close is the
+    site's, except the servers every site shares (kept in ``shared``), which stay the daemon's."""
+
+    def __init__(self, backends: Backends) -> None:
+        self._backends = backends
+        self.closers: list[Closer] = []
+
+    def on_close(self, closer: Closer) -> None:
+        shared = {id(v) for v in self._backends.shared.values()}
+        if id(getattr(closer, "__self__", None)) in shared:
+            self._backends.on_close(closer)
+        else:
+            self.closers.append(closer)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backends, name)
 
 
 async def _close_all(closers: list[Closer], site: str) -> None:
