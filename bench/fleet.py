@@ -247,8 +247,8 @@ async def main() -> None:
             overlaps = q(url, """
                 SELECT COUNT(*) FROM fleet_commands a JOIN fleet_commands b
                   ON a.device_id = b.device_id AND a.owner <> b.owner AND a.id < b.id
-                 WHERE a.sent_at < COALESCE(b.done_at, 'infinity')
-                   AND b.sent_at < COALESCE(a.done_at, 'infinity')""")[0][0]
+                 WHERE a.sent_at < COALESCE(b.done_at, b.deadline)
+                   AND b.sent_at < COALESCE(a.done_at, a.deadline)""")[0][0]
             result["overlapping_owner_windows"] = int(overlaps)
         finally:
             rig.stop_all()

@@ -105,7 +105,7 @@ class Daemon:
             self.instance = fleet.instance_id or f"{socket.gethostname()}-{os.getpid()}"
             leases = Leases(self.storage, self.instance, fleet.lease_seconds)
             self.member = FleetMember(fleet, leases, self, self.metrics)
-            journal = CommandJournal(self.storage, self.member.may_act)
+            journal = CommandJournal(self.storage, self.member.lease_left)
             self.rater.fence_of = self._fence_of_meter
         self.parts = LoopParts(
             self.clock, self.storage, self.metrics, self.events,

@@ -3,6 +3,7 @@ part of the plan, keep SMART/BOOST dispatches up to date, and close half-hours f
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from concurrent.futures import Executor
@@ -347,11 +348,15 @@ class SiteLoop:
         kind = type(command).__name__
         # In a fleet, recorded under the site's epoch first (StaleEpoch: not sent at all).
         journal = self.journal
-        entry = None if journal is None else await journal.sent(dev.id, kind)
+        timeout = dev.config.timeout_s * 3
+        entry = None
+        if journal is not None:  # never longer than the lease left: over before it can lapse
+            entry, budget = await journal.sent(dev.id, kind)
+            timeout = min(timeout, budget)
         try:
             result: CommandResult = await with_timeout(
                 dev.adapter.apply(command),  # type: ignore[arg-type]
-                dev.config.timeout_s * 3,
+                timeout,
                 f"{dev.id} apply",
             )
         except DeviceError as exc:
@@ -360,6 +365,10 @@ class SiteLoop:
             if journal is not None and entry is not None:
                 await journal.done(entry, "error")
             return None
+        except asyncio.CancelledError:
+            if journal is not None and entry is not None:
+                journal.cancelled(entry)
+            raise
         if journal is not None and entry is not None:
             await journal.done(entry, "honoured" if result.honoured else "refused")
         metrics.commands_sent.inc(device=dev.id, command=kind, outcome="ok")

@@ -62,7 +62,13 @@ class FleetMember:
         self._over_rounds = 0
 
     def may_act(self, site: str) -> bool:
-        return site in self.owned and time.monotonic() < self.valid_until.get(site, 0.0)
+        return self.lease_left(site) > 0
+
+    def lease_left(self, site: str) -> float:
+        """Seconds left on the site's lease by this instance's own clock (0: not ours)."""
+        if site not in self.owned:
+            return 0.0
+        return max(0.0, self.valid_until.get(site, 0.0) - time.monotonic())
 
     async def run(self, stop: asyncio.Event) -> None:
         """The heartbeat and the share, as two loops: starting a few hundred sites takes

@@ -88,7 +88,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE fleet_commands (
         id {serial}, site TEXT NOT NULL, epoch BIGINT NOT NULL, owner TEXT NOT NULL,
         device_id TEXT NOT NULL, command TEXT NOT NULL, sent_at {instant} NOT NULL,
-        done_at {instant}, outcome TEXT);
+        deadline {instant} NOT NULL, done_at {instant}, outcome TEXT);
     CREATE INDEX fleet_commands_device ON fleet_commands (device_id, sent_at);
     CREATE TABLE fleet_catalogue (
         id INTEGER PRIMARY KEY, version BIGINT NOT NULL, sites BIGINT NOT NULL);

@@ -23,7 +23,7 @@ import psycopg
 import pytest
 
 from core.timegrid import half_hour_start
-from flexd.storage import parse_ts
+from flexd.storage import parse_ts, ts
 from tests.fleet.harness import FleetRig
 from tests.pg import pg_database
 
@@ -113,6 +113,14 @@ async def test_three_instances_thirty_sites_kill_one(rig: FleetRig):
     await wait_for("the owner re-planned on the preferences", lambda: any(
         d.get("site") == site and "preferences" in d.get("replan", "")
         for d in rig.log_lines("i1")), 30)  # fmt: skip
+    # Readings posted to a non-owner are stored once and rated (the owner is told to rate them).
+    meter = q(url, "SELECT meter FROM fleet_sites WHERE id = %s", (site,))[0][0]
+    status, body = rig.api("i3", "POST", f"/api/v1/meters/{meter}/readings", {"readings": [
+        {"start": "2026-01-14T12:00:00Z", "kwh": "0.42", "register": "import"}]})  # fmt: skip
+    assert status == 200, body
+    await wait_for("the posted reading rated", lambda: q(
+        url, "SELECT kwh, reason FROM rated_slots WHERE meter = %s AND start = "
+        "'2026-01-14T12:00:00Z'", (meter,)), 30)  # fmt: skip
     metrics = rig.metrics("i1")
     assert "flexd_fleet_sites_owned" in metrics and f'site="{site}"' in metrics
 
@@ -156,8 +164,8 @@ async def test_three_instances_thirty_sites_kill_one(rig: FleetRig):
     overlaps = q(url, """
         SELECT a.device_id, a.owner, b.owner FROM fleet_commands a JOIN fleet_commands b
           ON a.device_id = b.device_id AND a.owner <> b.owner AND a.id < b.id
-         WHERE a.sent_at < COALESCE(b.done_at, 'infinity')
-           AND b.sent_at < COALESCE(a.done_at, 'infinity')""")
+         WHERE a.sent_at < COALESCE(b.done_at, b.deadline)
+           AND b.sent_at < COALESCE(a.done_at, a.deadline)""")
     assert overlaps == []
     backwards = q(url, """
         SELECT a.device_id FROM fleet_commands a JOIN fleet_commands b
@@ -169,7 +177,8 @@ async def test_three_instances_thirty_sites_kill_one(rig: FleetRig):
     for s in theirs:
         meter = q(url, "SELECT meter FROM fleet_sites WHERE id = %s", (s,))[0][0]
         starts = sorted(r[0] for r in q(url, "SELECT start FROM readings WHERE meter = %s AND "
-                                        "register = 'import'", (meter,)))  # fmt: skip
+                                        "register = 'import' AND start >= %s",
+                                        (meter, ts(half_hour_start(rig.start)))))  # fmt: skip
         assert starts, f"{s}: no readings"
         first, last = parse_ts(starts[0]), parse_ts(starts[-1])
         assert first <= kill_slot - timedelta(minutes=30) and last >= kill_slot + timedelta(

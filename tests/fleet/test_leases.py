@@ -111,18 +111,22 @@ async def test_a_claim_waits_out_a_write_in_flight(store):
 async def test_commands_are_journalled_under_the_epoch_and_refused_when_stale(store):
     a, b = await leases(store, ("a", 1), ("b", 30))
     [claim] = await a.claim(1)
-    allowed = {claim.site}
-    journal = CommandJournal(store, lambda site: site in allowed)
+    left = {claim.site: 8.0}
+    journal = CommandJournal(store, lambda site: left.get(site, 0.0))
     fence = Fence(claim.site, "a", claim.epoch)
     with fenced(fence):
-        entry = await journal.sent("dev", "SetBatteryMode")
+        entry, budget = await journal.sent("dev", "SetBatteryMode")
         await journal.done(entry, "honoured")
-    rows = await store.query("SELECT site, epoch, owner, done_at IS NOT NULL FROM fleet_commands")
-    assert rows == [(claim.site, claim.epoch, "a", True)]
-    allowed.clear()  # the lease ran out by the instance's own clock
+    assert 7.0 <= budget < 8.0  # the command may not outlast the lease
+    rows = await store.query(
+        "SELECT site, epoch, owner, done_at IS NOT NULL, "
+        "extract(epoch from deadline - sent_at) FROM fleet_commands")
+    assert rows[0][:4] == (claim.site, claim.epoch, "a", True)
+    assert abs(float(rows[0][4]) - budget) < 0.01
+    left[claim.site] = 0.9  # too little lease left by the instance's own clock
     with fenced(fence), pytest.raises(StaleEpoch):
         await journal.sent("dev", "SetBatteryMode")
-    allowed.add(claim.site)
+    left[claim.site] = 8.0
     await asyncio.sleep(1.2)
     await b.claim(10)
     with fenced(fence), pytest.raises(StaleEpoch):  # and by the database's epoch
