@@ -197,8 +197,12 @@ async def main() -> None:
             # Command latency: non-owner against owner (the reference), on fresh chargers.
             pool = sorted(owners(url))
             random.Random(7).shuffle(pool)
-            direct = await bump_latency(rig, url, pool[: args.bumps], to_owner=True)
-            relayed = await bump_latency(rig, url, pool[args.bumps: 2 * args.bumps], False)
+            # Alternate the two kinds, so neither meets a busier moment (a half-hour's
+            # re-plans) more than the other.
+            direct, relayed = [], []
+            for k in range(args.bumps):
+                direct += await bump_latency(rig, url, [pool[2 * k]], to_owner=True)
+                relayed += await bump_latency(rig, url, [pool[2 * k + 1]], to_owner=False)
             result["command_latency_s"] = {
                 "owner": {"n": len(direct), "p50": round(statistics.median(direct), 3),
                           "p95": round(pct(direct, 95), 3), "max": round(max(direct), 3)},

@@ -132,6 +132,14 @@ class Leases:
         )
         return max(1, int(rows[0][0]))
 
+    async def instances(self) -> list[tuple[str, int, float]]:
+        """Every running instance: id, sites owned, seconds since its heartbeat."""
+        rows = await self.storage.query(
+            "SELECT id, sites_owned, extract(epoch from now() - heartbeat_at) "
+            "FROM fleet_instances WHERE stopped_at IS NULL ORDER BY id"
+        )
+        return [(str(r[0]), int(r[1]), float(r[2])) for r in rows]
+
     async def site_count(self) -> int:
         rows = await self.storage.query("SELECT sites FROM fleet_catalogue WHERE id = 1")
         return int(rows[0][0])

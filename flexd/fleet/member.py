@@ -154,6 +154,13 @@ class FleetMember:
         self.metrics.fleet_sites_owned.set(len(self.owned))
         self.metrics.fleet_instances_live.set(live)
         self.metrics.fleet_sites_total.set(total)
+        sites, age = self.metrics.fleet_instance_sites, self.metrics.fleet_instance_heartbeat_age
+        rows = await self.leases.instances()
+        sites.clear()
+        age.clear()
+        for instance, owned, beat_age in rows:
+            sites.set(owned, instance=instance)
+            age.set(round(beat_age, 1), instance=instance)
 
     async def lose(self, site: str, why: str) -> None:
         """The lease is gone (or the epoch stale): stop acting now."""

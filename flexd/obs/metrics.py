@@ -140,6 +140,13 @@ class Metrics:
             "flexd_fleet_stale_writes_total", "Writes and commands refused for a stale epoch",
             "counter",
         )
+        self.fleet_instance_sites = m(
+            "flexd_fleet_instance_sites", "Sites each instance of the fleet owns", "gauge"
+        )
+        self.fleet_instance_heartbeat_age = m(
+            "flexd_fleet_instance_heartbeat_age_seconds",
+            "Seconds since each instance's last heartbeat (the database's clock)", "gauge",
+        )
         self.fleet_site_epoch = m(
             "flexd_fleet_site_epoch", "Epoch of each site this instance controls", "gauge"
         )

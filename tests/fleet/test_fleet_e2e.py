@@ -123,6 +123,7 @@ async def test_three_instances_thirty_sites_kill_one(rig: FleetRig):
         "'2026-01-14T12:00:00Z'", (meter,)), 30)  # fmt: skip
     metrics = rig.metrics("i1")
     assert "flexd_fleet_sites_owned" in metrics and f'site="{site}"' in metrics
+    assert all(f'flexd_fleet_instance_sites{{instance="{n}"}}' in metrics for n in INSTANCES)
 
     status, fleet = rig.api("i3", "GET", "/api/v1/fleet")
     assert status == 200
