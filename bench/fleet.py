@@ -37,7 +37,7 @@ from typing import Any
 
 import psycopg
 
-from tests.fleet.harness import FleetRig
+from tests.fleet.harness import FleetRig, wait_for
 
 ADMIN_URL = os.environ.get("FLEXD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -76,17 +76,6 @@ def pg_stats(url: str, db: str) -> dict[str, int]:
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
-
-
-async def wait_for(what: str, check: Any, timeout: float, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        await asyncio.sleep(every)
 
 
 async def bump_latency(rig: FleetRig, url: str, sites: list[str], to_owner: bool) -> list[float]:

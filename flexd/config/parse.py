@@ -280,14 +280,19 @@ def parse_config(
     )
 
 
-def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a table; ConfigError names the file when it is missing or not TOML."""
     try:
         with path.open("rb") as fh:
-            doc = tomllib.load(fh)
+            return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(str(path), "no such file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    doc = read_toml(path)
     # Relative paths in the file are relative to the file's own directory.
     try:
         cfg = parse_config(doc, path.resolve().parent, env)

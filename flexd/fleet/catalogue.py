@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flexd.config import ConfigError, SiteConfig
-from flexd.config.parse import parse_site
+from flexd.config.parse import parse_site, read_toml
 from flexd.storage import Storage
 
 
@@ -31,13 +30,7 @@ class ImportResult:
 def read_sites_file(path: Path, env: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """The ``[[sites]]`` tables of a sites.toml, each checked (ConfigError names the key)."""
     env = os.environ if env is None else env
-    try:
-        with path.open("rb") as fh:
-            doc = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(str(path), "no such file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    doc = read_toml(path)
     extra = set(doc) - {"sites"}
     if extra:
         raise ConfigError(sorted(extra)[0], "a sites file holds [[sites]] tables only", str(path))

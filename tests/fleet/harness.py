@@ -4,6 +4,7 @@ others, one PostgreSQL database and one MQTT broker. Used by the fleet e2e test 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -22,6 +23,18 @@ from flexd.config import hash_token
 
 REPO = Path(__file__).resolve().parents[2]
 ADMIN = "fleet-admin-token"
+
+
+async def wait_for(what: str, check: Any, timeout: float, every: float = 0.25) -> Any:
+    """Poll ``check`` until it returns something truthy (returned); AssertionError on time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(every)
 
 
 def free_port() -> int:

@@ -24,7 +24,7 @@ import pytest
 
 from core.timegrid import half_hour_start
 from flexd.storage import parse_ts, ts
-from tests.fleet.harness import FleetRig
+from tests.fleet.harness import FleetRig, wait_for
 from tests.pg import pg_database
 
 N_SITES = 30
@@ -34,17 +34,6 @@ INSTANCES = ("i1", "i2", "i3")
 def q(url: str, sql: str, args: tuple = ()) -> list[tuple]:
     with psycopg.connect(url, autocommit=True) as conn:
         return list(conn.execute(sql, args).fetchall())
-
-
-async def wait_for(what: str, check, timeout: float, every: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(every)
 
 
 def owners(url: str) -> dict[str, str | None]:
