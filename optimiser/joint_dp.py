@@ -41,12 +41,14 @@ BISECT_STEPS = 30
 # times: 0.04 p / 2^12, 1e-5 p per kWh.
 GUESS_WIDTH_P = 0.02
 GUESS_STEPS = 12
+# A pinned EV slot's value per kWh: above every price, so it always takes its pinned energy.
+PINNED_EV_P = 1e6
 
 
 def solve_joint(p: Problem) -> Schedule | None:
     """The exact plan for a battery and one EV, or None where this path does not apply."""
     b = p.battery
-    if b is None or len(p.evs) != 1 or p.first_slot is not None:
+    if b is None or len(p.evs) != 1:
         return None
     imp_cost = effective_import_price(p).astype(np.float64)
     if (
@@ -97,6 +99,9 @@ def solve_convex(
     assert b is not None
     ev = p.evs[0]
     n, h = p.n, p.slot_hours
+    pin = first_slot(p, charge_kwh)
+    if pin is None:
+        return None
     k = p.ready_index(ev)
     target = min(ev.target_soc_kwh, ev.capacity_kwh)
     need = (target - ev.soc_kwh) / ev.efficiency if k >= 1 and target > ev.soc_kwh else 0.0
@@ -105,6 +110,13 @@ def solve_convex(
     # takes PV that would be curtailed, as the LP does, for the curtailment cost it saves).
     priced = (np.arange(n) < k).astype(np.float64)
     tie = (TIE_BREAK_P * (np.arange(n) + 1)).astype(np.float64)
+    if pin.ev_kwh is not None:
+        # A pinned EV slot: it takes exactly that (an EV segment dearer than anything), and
+        # the target needs that much less from the rest.
+        ev_kwh[0] = min(max(pin.ev_kwh, 0.0), ev_kwh[0])
+        if priced[0] > 0:
+            need = max(need - ev_kwh[0], 0.0) if need > 0 else 0.0
+        priced[0], tie[0] = 0.0, -PINNED_EV_P
     lo, hi = b.min_soc_kwh, b.max_soc
     # Above every slot's price (over the round trips), the EV takes all it can get.
     bracket = float(max(import_p.max(), export_p.max()) / (b.charge_efficiency
@@ -114,9 +126,9 @@ def solve_convex(
     theta, lam = _bisect(
         tie, priced, p.pv_kwh, p.load_kwh, export_kwh, import_kwh, charge_kwh,
         export_p, import_p, ev_kwh, b.discharge_kw * h, b.charge_efficiency,
-        b.discharge_efficiency, lo, hi, max(lo, b.final_min), b.value_p_per_kwh, b.soc_kwh, need,
-        SHORTFALL_P * ev.efficiency, bracket, soc_a, c_a, soc_b, c_b, steps, guess,
-        GUESS_WIDTH_P, GUESS_STEPS,
+        b.discharge_efficiency, lo, hi, max(lo, b.final_min), b.value_p_per_kwh, b.soc_kwh,
+        pin.first, pin.soc_start, need, SHORTFALL_P * ev.efficiency, bracket, soc_a, c_a, soc_b,
+        c_b, steps, guess, GUESS_WIDTH_P, GUESS_STEPS,
     )  # fmt: skip
     if np.isnan(theta):
         return None  # infeasible SoC bounds or a non-convex slot: HiGHS
@@ -144,6 +156,38 @@ def solve_convex(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Pin:
+    """The first slot as pinned (optimiser.problem.FirstSlot): ``first`` 1 when the battery's
+    is (it then ends at ``soc_start``), and the EV's charge there (None: free)."""
+
+    first: int
+    soc_start: float
+    ev_kwh: float | None
+
+
+def first_slot(p: Problem, charge_kwh: F64) -> Pin | None:
+    """The problem's pinned first slot, clipped into its bounds as the LP's pin is
+    (optimiser.model.build); None where the fast paths cannot take it (charge and discharge
+    both pinned above 0, or a SoC outside the bounds)."""
+    b = p.battery
+    assert b is not None
+    pin = p.first_slot
+    if pin is None:
+        return Pin(0, b.soc_kwh, None)
+    ev_kwh = dict(pin.ev_charge_kwh).get(p.evs[0].id) if p.evs else None
+    if pin.battery_charge_kwh is None and pin.battery_discharge_kwh is None:
+        return Pin(0, b.soc_kwh, ev_kwh)
+    c = min(max(pin.battery_charge_kwh or 0.0, 0.0), float(charge_kwh[0]))
+    d = min(max(pin.battery_discharge_kwh or 0.0, 0.0), b.discharge_kw * p.slot_hours)
+    if c > 1e-12 and d > 1e-12:
+        return None
+    soc = b.soc_kwh + b.charge_efficiency * c - d / b.discharge_efficiency
+    if not b.min_soc_kwh - 1e-9 <= soc <= b.max_soc + 1e-9:
+        return None
+    return Pin(1, min(max(soc, b.min_soc_kwh), b.max_soc), ev_kwh)
+
+
 def _battery_ac(soc: F64, soc0: float, eta_c: float, eta_d: float) -> F64:
     """AC kWh into (+) or out of (-) the battery per slot, from the SoC path."""
     d = np.diff(soc, prepend=soc0)
@@ -168,17 +212,22 @@ def _ev_rules_hold(p: Problem, charge: F64) -> bool:
 def _run(
     lam: float, tie: F64, priced: F64, pv: F64, load: F64, exp_cap: F64, imp_cap: F64, chg_cap: F64,
     export_p: F64, import_p: F64, ev_kwh: F64, dis_kwh: float, eta_c: float, eta_d: float,
-    lo: float, hi: float, end_lo: float, end_value: float, soc0: float, soc: F64, charge: F64,
+    lo: float, hi: float, end_lo: float, end_value: float, soc0: float, first: int,
+    soc_start: float, soc: F64, charge: F64,
 ) -> float:  # fmt: skip
     """One Lagrangian solve at EV price ``lam``: fills the SoC path and the EV charge; returns
-    the optimal value (NaN: infeasible or a non-convex slot)."""
+    the optimal value (NaN: infeasible or a non-convex slot). ``first`` 1: the battery's first
+    slot is pinned, ending at ``soc_start``."""
     r_len, r_slope, r_left, r_vl, brk, tags, ok = _slot_costs(
         pv, load, exp_cap, imp_cap, chg_cap, export_p, import_p, ev_kwh, lam * priced - tie,
         dis_kwh, eta_c, eta_d,
     )  # fmt: skip
     if not ok:
         return np.nan
-    value = _value_dp(r_len, r_slope, r_left, r_vl, 0, lo, hi, end_lo, end_value, soc0, soc)
+    if first == 1:
+        soc[0] = soc_start
+    start = soc_start if first == 1 else soc0
+    value = _value_dp(r_len, r_slope, r_left, r_vl, first, lo, hi, end_lo, end_value, start, soc)
     if np.isnan(value):
         return value
     prev = soc0
@@ -198,16 +247,15 @@ def _run(
 def _bisect(
     tie: F64, priced: F64, pv: F64, load: F64, exp_cap: F64, imp_cap: F64, chg_cap: F64,
     export_p: F64, import_p: F64, ev_kwh: F64, dis_kwh: float, eta_c: float, eta_d: float,
-    lo: float,
-    hi: float, end_lo: float, end_value: float, soc0: float, need: float, penalty: float,
-    bracket: float, soc_a: F64, c_a: F64, soc_b: F64, c_b: F64, steps: int, guess: float,
-    width: float, local_steps: int,
+    lo: float, hi: float, end_lo: float, end_value: float, soc0: float, first: int,
+    soc_start: float, need: float, penalty: float, bracket: float, soc_a: F64, c_a: F64,
+    soc_b: F64, c_b: F64, steps: int, guess: float, width: float, local_steps: int,
 ) -> tuple[float, float]:  # fmt: skip
     """The EV target's price by bisection. Fills plan a (below the target) and plan b (at or
     above it); returns (theta, price): theta*a + (1 - theta)*b meets the target exactly.
     theta NaN: infeasible."""
     args = (tie, priced, pv, load, exp_cap, imp_cap, chg_cap, export_p, import_p, ev_kwh, dis_kwh,
-            eta_c, eta_d, lo, hi, end_lo, end_value, soc0)  # fmt: skip
+            eta_c, eta_d, lo, hi, end_lo, end_value, soc0, first, soc_start)  # fmt: skip
     if need <= 1e-12:
         v = _run(0.0, *args, soc_b, c_b)
         return (0.0 if not np.isnan(v) else np.nan), 0.0

@@ -1,6 +1,7 @@
 """The fast exact paths against HiGHS (the general path) on random instances: equal optimum
 within 1e-6 relative, and every schedule passes the invariants."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -110,8 +111,8 @@ def test_ev_greedy_equals_highs(n, seed, pv, cap, min_kw, flat):
 
 @SETTINGS
 @given(n=st.integers(2, 60), seed=st.integers(0, 2**32 - 1), pv=st.booleans(),
-       cap=st.sampled_from([None, None, 12]), equal=st.booleans())  # fmt: skip
-def test_joint_dp_equals_highs(n, seed, pv, cap, equal):
+       cap=st.sampled_from([None, None, 12]), equal=st.booleans(), pinned=st.booleans())  # fmt: skip
+def test_joint_dp_equals_highs(n, seed, pv, cap, equal, pinned):
     rng = np.random.default_rng(seed)
     imp = rng.uniform(0, 40, n).round(2)
     exp = imp.copy() if equal else (imp * rng.uniform(0, 1, n)).round(3)
@@ -123,6 +124,11 @@ def test_joint_dp_equals_highs(n, seed, pv, cap, equal):
         START, 30, imp, exp, rng.uniform(0, 1.5, n), rng.uniform(0, 3, n) * pv,
         Grid(float(rng.uniform(8, 20)), float(rng.uniform(0, 6))), random_battery(rng), (ev,),
     )  # fmt: skip
+    if pinned:  # the daemon's re-plan keeps the first slot as it runs
+        charge = float(rng.uniform(0, 1)) * (rng.random() < 0.5)
+        discharge = 0.0 if charge > 0 else float(rng.uniform(0, 1)) * (rng.random() < 0.7)
+        evs = (("car", float(rng.uniform(0, 3))),) if rng.random() < 0.5 else ()
+        p = replace(p, first_slot=FirstSlot(charge, discharge, evs))
     try:
         ref = solve(p, "highs")
     except RuntimeError:
