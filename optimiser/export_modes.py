@@ -62,13 +62,13 @@ COUNT_KWH = 0.05
 MAX_STATES = 400
 K_MAX = 16  # export slots counted by the count DP (IO Go's night has 12 choice slots)
 COUNT_POLISH = 3  # the count DP's best few choices, by estimated cost, solved exactly
-SHIFTS = np.array([-2, -1, 1, 2])  # local moves of one export slot
+SHIFTS = np.array([-3, -2, -1, 1, 2, 3])  # local moves of one export slot
 # The EV price's bisection for ranking choices: 38 p / 2^18, under 0.01 p on 60 kWh (the plan
 # itself is solved to BISECT_STEPS).
 CANDIDATE_STEPS = 18
 CANDIDATE_GUESS_STEPS = 8  # within +-GUESS_WIDTH_P of a guess: 0.04 p / 2^8
-MAX_ROUNDS = 4
-MOVE_ROUNDS = 2
+MAX_ROUNDS = 4  # Lagrangian rounds (a choice usually repeats by the second or third)
+MOVE_ROUNDS = 2  # rounds of local moves: each costs 4 to 12 exact solves
 
 
 def applies(p: Problem) -> bool:
@@ -348,7 +348,7 @@ def solve_export_modes(p: Problem) -> Schedule | None:
 
 NOTE = (
     "export-modes: the import-or-export choice per slot searched by SoC-grid DPs, each choice "
-    "solved exactly; not proven optimal: on 5,000 measured IO Go sites within max(0.25 %, "
+    "solved exactly; not proven optimal: on 3,000 measured IO Go sites within max(0.25 %, "
     "0.5 p) of the MILP optimum (BENCHMARKS.md)"
 )
 
