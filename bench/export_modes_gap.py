@@ -80,6 +80,8 @@ def main() -> None:
     with mp.get_context("fork").Pool(args.workers) as pool:
         for family, count in (("io-go", args.io_go), ("bench", args.bench),
                               ("random", args.random)):  # fmt: skip
+            if count == 0:
+                continue
             got = pool.map(_one, [(family, s) for s in range(count)], chunksize=20)
             shares = [(s, g) for s, g, _ in got if g is not None]
             times = [t for _, g, t in got if g is not None]
