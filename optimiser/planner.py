@@ -4,12 +4,14 @@
 - one EV, no battery: sort-and-fill (:mod:`optimiser.ev_greedy`);
 - a battery and one EV: a Lagrangian price on the EV's target over the exact battery DP
   (:mod:`optimiser.joint_dp`);
-- anything else (several EVs, negative prices, export worth more than import with a battery as
-  on IO Go, a slot cap the fast plan would break, ...): HiGHS, LP first and MIP where needed,
-  on a live model.
+- a battery and one EV where export pays more than import in some slots (IO Go): the best of
+  several import-or-export choices, each solved exactly (:mod:`optimiser.export_modes`; not
+  proven optimal, measured against the MILP, and says so in the schedule's notes);
+- anything else (several EVs, negative prices, a slot cap the fast plan would break, ...):
+  HiGHS, LP first and MIP where needed, on a live model.
 
-Each fast path declines (returns None) a problem outside the conditions under which it is
-exact, and HiGHS solves it. :class:`Planner` is reusable for any number of solves.
+Each fast path declines (returns None) a problem outside the conditions under which it
+applies, and HiGHS solves it. :class:`Planner` is reusable for any number of solves.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections import Counter
 
 from optimiser.battery_dp import solve_battery
 from optimiser.ev_greedy import solve_ev
+from optimiser.export_modes import solve_export_modes
 from optimiser.highs_solver import TIME_LIMIT_S, WarmHighs
 from optimiser.joint_dp import solve_joint
 from optimiser.problem import Problem
@@ -39,16 +42,17 @@ def warm_up() -> None:
     ev = {"id": "ev", "capacity_kwh": 40.0, "soc_kwh": 10.0, "target_soc_kwh": 12.0,
           "ready_by": "2026-01-15T02:00:00Z", "max_charge_kw": 7.0}  # fmt: skip
     solve_fast(parse_problem({**doc, "evs": [ev]}))
+    solve_fast(parse_problem({**doc, "evs": [ev], "export_price_p": [5.0, 9.0, 9.0, 5.0]}))
 
 
 def solve_fast(p: Problem) -> Schedule | None:
-    """The fast exact path for this problem's shape, or None where none applies."""
+    """The fast path for this problem's shape, or None where none applies."""
     if p.battery is not None and not p.evs:
         return solve_battery(p)
     if p.battery is None and len(p.evs) == 1:
         return solve_ev(p)
     if p.battery is not None and len(p.evs) == 1:
-        return solve_joint(p)
+        return solve_joint(p) or solve_export_modes(p)
     return None
 
 
