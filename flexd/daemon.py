@@ -47,7 +47,7 @@ from flexd.obs.metrics import Metrics
 from flexd.prices.feed import PriceFeed, PriceFeedError
 from flexd.service import Service
 from flexd.storage import Storage
-from flexd.storage.fence import Fence, StaleEpoch, fenced
+from flexd.storage.fence import FENCE, Fence, StaleEpoch, fenced
 from flexd.wiring import Backends
 
 log = structlog.get_logger("flexd.daemon")
@@ -129,6 +129,8 @@ class Daemon:
             else {sid: self._new_loop(site) for sid, site in self.sites.items()}
         )  # fmt: skip
         self.running: dict[str, SiteTasks] = {}
+        self.running_epoch: dict[str, int] = {}
+        self.site_locks: dict[str, asyncio.Lock] = {}
         self.site_closers: dict[str, Callable[[], Awaitable[None]]] = {}
         self.catalogue_mark: tuple[int, int] | None = None
         self.site_versions: dict[str, int] = {}
@@ -205,7 +207,7 @@ class Daemon:
         mark = (int(rows[0][0]), int(rows[0][1]))
         if mark == self.catalogue_mark:
             return
-        changed: list[str] = []
+        changed: list[SiteConfig] = []
         for sid, text, version in await self.storage.query(
             "SELECT id, doc, version FROM fleet_sites ORDER BY id"
         ):
@@ -218,15 +220,26 @@ class Daemon:
                 continue
             self.site_versions[sid] = int(version)
             if sid in self.running:
-                changed.append(sid)
+                changed.append(cfg)
             else:
                 self._install_site(cfg)
         self.catalogue_mark = mark
         assert self.member is not None
-        for sid in changed:  # given back, then claimed again with the new config
-            await self.member.give_back([sid], "config changed")
+        for cfg in changed:  # given back, then claimed again (here or elsewhere) as it is now
+            await self.member.give_back([cfg.id], "config changed")
+            self._install_site(cfg)
+
+    def _lock(self, sid: str) -> asyncio.Lock:
+        return self.site_locks.setdefault(sid, asyncio.Lock())
 
     async def start_site(self, claim: Claim) -> bool:
+        """Run a site this instance has just claimed (one start or stop of a site at a time)."""
+        async with self._lock(claim.site):
+            if claim.site in self.running:  # an earlier run still winding down: end it first
+                await self._stop_site(claim.site, "claimed again")
+            return await self._start_site(claim)
+
+    async def _start_site(self, claim: Claim) -> bool:
         try:
             cfg = parse_site(claim.doc, f"site {claim.site}: ", os.environ)
         except ConfigError as exc:
@@ -240,18 +253,28 @@ class Daemon:
             await self._restore_site(cfg.id)
         except Exception as exc:  # a device that cannot be set up: another instance may
             log.error("site_start_failed", site=cfg.id, error=f"{type(exc).__name__}: {exc}")
-            await self.stop_site(cfg.id, "start failed")
+            await self._stop_site(cfg.id, "start failed")
             return False
         fence = Fence(cfg.id, self.instance, claim.epoch)
         assert self._tg is not None and isinstance(self.service, FleetService)
         self._spawn_site(self._tg, cfg.id, fence)
+        self.running_epoch[cfg.id] = claim.epoch
         self.service.local[cfg.id] = fence
         log.info("site_claimed", site=cfg.id, epoch=claim.epoch)
         return True
 
-    async def stop_site(self, sid: str, why: str) -> None:
+    async def stop_site(self, sid: str, why: str, epoch: int | None = None) -> None:
+        """Stop a site's run; with ``epoch``, only the run under that epoch (a later claim's
+        run is left alone)."""
+        async with self._lock(sid):
+            if epoch is not None and self.running_epoch.get(sid) != epoch:
+                return
+            await self._stop_site(sid, why)
+
+    async def _stop_site(self, sid: str, why: str) -> None:
         if isinstance(self.service, FleetService):
             self.service.local.pop(sid, None)
+        self.running_epoch.pop(sid, None)
         tasks = self.running.pop(sid, None)
         if tasks is not None:
             for t in tasks.all():
@@ -337,9 +360,11 @@ class Daemon:
             await _first(self.clock.sleep(wait), site.wake.wait(), self.stop.wait())
 
     def _lost(self, sid: str) -> None:
-        """Stop a site from outside its own task (which is the one ending here)."""
-        if self.member is not None and self._tg is not None:
-            self._tg.create_task(self.member.lose(sid, "stale epoch"), name=f"lose:{sid}")
+        """The run of the site under this task's fence is over: the member stops it from
+        outside this task (which is the one ending here)."""
+        fence = FENCE.get()
+        if self.member is not None and fence is not None:
+            self.member.lose(sid, fence.epoch, "stale epoch")
 
     async def _until(self) -> None:
         if self.until is None:

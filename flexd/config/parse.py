@@ -203,7 +203,9 @@ def _fleet(doc: Mapping[str, Any], db: Path | str) -> FleetConfig:
     cfg = FleetConfig(
         enabled=bool(get(doc, "enabled", bool, "fleet.", False)),
         instance_id=get(doc, "instance_id", str, "fleet.", None),
-        lease_seconds=num(doc, "lease_seconds", "fleet.", 30.0, 1.0),
+        # A command must fit in what is left of a lease (flexd.fleet.journal): below 3 s none
+        # would ever be sent.
+        lease_seconds=num(doc, "lease_seconds", "fleet.", 30.0, 3.0),
         max_sites=int(get(doc, "max_sites", int, "fleet.", 1000)),
     )
     if cfg.instance_id is not None and not 1 <= len(cfg.instance_id) <= 100:

@@ -41,6 +41,7 @@ from flexd.control.runtime import DeviceRuntime, Health, SiteRuntime
 from flexd.control.solve_queue import SolveQueue, urgency
 from flexd.energy.rater import Rater
 from flexd.energy.site_meter import RegisterHistory, SiteMeter
+from flexd.fleet.journal import NoLeaseLeft
 from flexd.obs.metrics import Metrics
 from flexd.storage import Storage
 
@@ -351,7 +352,11 @@ class SiteLoop:
         timeout = dev.config.timeout_s * 3
         entry = None
         if journal is not None:  # never longer than the lease left: over before it can lapse
-            entry, budget = await journal.sent(dev.id, kind)
+            try:
+                entry, budget = await journal.sent(dev.id, kind)
+            except NoLeaseLeft as exc:
+                self.log.warning("command_skipped", device=dev.id, command=kind, why=str(exc))
+                return None
             timeout = min(timeout, budget)
         try:
             result: CommandResult = await with_timeout(

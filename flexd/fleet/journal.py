@@ -21,7 +21,13 @@ import contextlib
 from collections.abc import Callable
 
 from flexd.storage import Storage
-from flexd.storage.fence import FENCE, StaleEpoch, fenced
+from flexd.storage.fence import FENCE, fenced
+
+
+class NoLeaseLeft(Exception):
+    """Too little of the lease is left by this instance's own clock to send a command: it is
+    skipped (the next heartbeat renews the lease, or another instance takes the site over)."""
+
 
 MIN_BUDGET_S = 1.0  # less lease than this left: send nothing (the next renewal comes first)
 MARGIN_S = 0.5  # the insert's own time, and the two clocks' rates
@@ -40,7 +46,7 @@ class CommandJournal:
             raise RuntimeError("a fleet command outside its site's fence")
         budget = self.lease_left(fence.site) - MARGIN_S
         if budget < MIN_BUDGET_S:
-            raise StaleEpoch(fence, None, None)
+            raise NoLeaseLeft(f"site {fence.site}: {budget + MARGIN_S:.1f} s of lease left")
         async with self.storage.driver.transaction() as tx:  # fenced: checks the epoch first
             row = await tx.fetchone(
                 "INSERT INTO fleet_commands (site, epoch, owner, device_id, command, sent_at, "
@@ -49,7 +55,14 @@ class CommandJournal:
                 (fence.site, fence.epoch, fence.owner, device_id, command, budget),
             )
         assert row is not None
-        return int(row[0]), budget
+        entry = int(row[0])
+        # The write took time of its own: the command gets what is left now (the deadline
+        # stored above, from before the write, is still a bound on it).
+        left = min(budget, self.lease_left(fence.site) - MARGIN_S)
+        if left < MIN_BUDGET_S:
+            await self.done(entry, "skipped")
+            raise NoLeaseLeft(f"site {fence.site}: the lease ran short while journalling")
+        return entry, left
 
     def cancelled(self, entry: int) -> None:
         """The command was cancelled (its site given back mid-command): close its window

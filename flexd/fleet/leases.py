@@ -18,7 +18,9 @@ be simulated.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -60,7 +62,28 @@ class Leases:
         self.lease_s = float(lease_seconds)
 
     async def register(self) -> None:
+        """Join the fleet. A row left by an earlier process with this id (a restart in place:
+        same host, same pid, or a fixed ``instance_id``) still names the sites it held: once
+        its heartbeat has lapsed they are freed, as this process holds none of them. A row whose
+        heartbeat keeps moving belongs to a running duplicate: refused (RuntimeError)."""
+        waited = 0.0
+        while True:
+            rows = await self.storage.query(
+                "SELECT extract(epoch from now() - heartbeat_at), lease_seconds, stopped_at "
+                "FROM fleet_instances WHERE id = ?",
+                (self.instance,),
+            )
+            if not rows or rows[0][2] is not None or float(rows[0][0]) > float(rows[0][1]):
+                break
+            if waited > float(rows[0][1]) + 2:
+                raise RuntimeError(f"fleet instance id {self.instance!r} is in use by a running "
+                                   "instance")  # fmt: skip
+            await asyncio.sleep(1.0)
+            waited += 1.0
         async with self.storage.driver.transaction() as tx:
+            await tx.execute(
+                "UPDATE fleet_sites SET owner = NULL WHERE owner = ?", (self.instance,)
+            )
             await tx.execute(
                 "INSERT INTO fleet_instances (id, started_at, heartbeat_at, lease_seconds) "
                 "VALUES (?, now(), now(), ?) ON CONFLICT (id) DO UPDATE SET started_at = now(), "
@@ -81,18 +104,33 @@ class Leases:
             )
         return {str(r[0]): int(r[1]) for r in rows}
 
-    async def claim(self, limit: int) -> list[Claim]:
-        """Take up to ``limit`` free sites, those whose owner went quiet longest ago first."""
+    async def claim(self, limit: int, skip: Sequence[str] = ()) -> list[Claim]:
+        """Take up to ``limit`` free sites (not those in ``skip``): unowned ones first, then
+        those of instances gone quiet. Nothing when this instance's own lease has lapsed (its
+        claims would outlive what the database gives it). The claim beats the heartbeat too,
+        so a site's lease starts no earlier than its claim."""
         if limit <= 0:
             return []
         async with self.storage.driver.transaction() as tx:
+            alive = await tx.fetchone(
+                "UPDATE fleet_instances SET heartbeat_at = now() WHERE id = ? AND "
+                "stopped_at IS NULL AND heartbeat_at > now() - lease_seconds * interval '1 second'"
+                " RETURNING 1",
+                (self.instance,),
+            )
+            if alive is None:
+                return []
+            gone = [str(r[0]) for r in await tx.fetchall(
+                "SELECT id FROM fleet_instances WHERE stopped_at IS NOT NULL "
+                "OR heartbeat_at < now() - lease_seconds * interval '1 second'"
+            )]  # fmt: skip
+            # The owner is tested on the site row itself (not through a join), so a row another
+            # instance claimed since this statement's snapshot is re-checked and skipped.
             free = await tx.fetchall(
-                "SELECT s.id FROM fleet_sites s LEFT JOIN fleet_instances i ON i.id = s.owner "
-                "WHERE s.owner IS NULL OR i.id IS NULL OR i.stopped_at IS NOT NULL "
-                "OR i.heartbeat_at < now() - i.lease_seconds * interval '1 second' "
-                "ORDER BY i.heartbeat_at NULLS FIRST, s.id LIMIT ? "
-                "FOR UPDATE OF s SKIP LOCKED",
-                (limit,),
+                "SELECT id FROM fleet_sites WHERE (owner IS NULL OR owner = ANY(?) OR owner NOT IN "
+                "(SELECT id FROM fleet_instances)) AND NOT (id = ANY(?)) "
+                "ORDER BY owner IS NOT NULL, id LIMIT ? FOR UPDATE SKIP LOCKED",
+                (gone, list(skip), limit),
             )
             if not free:
                 return []

@@ -34,6 +34,7 @@ log = structlog.get_logger("flexd.fleet")
 SHED_PER_ROUND = 10
 CLAIM_PER_ROUND = 200  # a round stays short; the rest come next round
 START_AT_ONCE = 16  # sites set up concurrently (device connections, restore reads)
+BAD_SITE_BACKOFF_S = 300.0  # a site that failed to start here is left to others this long
 
 
 class SiteHost(Protocol):
@@ -41,7 +42,7 @@ class SiteHost(Protocol):
 
     def start_site(self, claim: Claim) -> Awaitable[bool]: ...
 
-    def stop_site(self, site: str, why: str) -> Awaitable[None]: ...
+    def stop_site(self, site: str, why: str, epoch: int | None = None) -> Awaitable[None]: ...
 
     def refresh_catalogue(self) -> Awaitable[None]: ...
 
@@ -60,6 +61,8 @@ class FleetMember:
         self._starting: set[str] = set()  # claimed, loops not yet running
         self._claimed_at: dict[str, float] = {}
         self._over_rounds = 0
+        self._bad_until: dict[str, float] = {}  # sites that failed to start here, until when
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def may_act(self, site: str) -> bool:
         return self.lease_left(site) > 0
@@ -104,14 +107,21 @@ class FleetMember:
                 log.warning("fleet_heartbeat_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def beat(self) -> None:
-        """Renew (one row for all of this instance's leases); stop sites taken over."""
+        """Renew (one row for all of this instance's leases); stop sites taken over, and free
+        any the database says are ours that this instance does not run (never at once: the
+        stops run apart, so the next beat is never late behind them)."""
         began = time.monotonic()  # a lease renewed now lasts from before the request was sent
         held = await self.leases.renew()
         for site, epoch in list(self.owned.items()):
             if held.get(site) == epoch:
                 self.valid_until[site] = began + self.cfg.lease_seconds
             elif site not in self._starting and self._claimed_at.get(site, 0.0) < began:
-                await self.lose(site, "taken over")  # (a claim newer than the read is not)
+                self.lose(site, epoch, "taken over")  # (a claim newer than the read is not)
+        strays = {s: e for s, e in held.items() if s not in self.owned
+                  and self._claimed_at.get(s, 0.0) < began}  # fmt: skip
+        if strays:
+            await self.leases.release(strays)
+            log.warning("leases_freed", sites=len(strays), why="owned here but not run")
 
     async def tick(self) -> None:
         """Take up to the fair share, or give back what is over it two rounds running."""
@@ -123,11 +133,15 @@ class FleetMember:
         if len(self.owned) < share:
             self._over_rounds = 0
             began = time.monotonic()
-            claims = await self.leases.claim(min(CLAIM_PER_ROUND, share - len(self.owned)))
+            now = began
+            bad = [s for s, until in self._bad_until.items() if until > now]
+            claims = await self.leases.claim(min(CLAIM_PER_ROUND, share - len(self.owned)), bad)
+            claimed = time.monotonic()
             for claim in claims:
                 self.owned[claim.site] = claim.epoch
+                # The claim beat the heartbeat inside its transaction, after ``began``.
                 self.valid_until[claim.site] = began + self.cfg.lease_seconds
-                self._claimed_at[claim.site] = began
+                self._claimed_at[claim.site] = claimed
                 self._starting.add(claim.site)
                 if claim.epoch > 1:
                     self.takeovers += 1
@@ -140,7 +154,8 @@ class FleetMember:
                         ok = await self.host.start_site(claim)
                     finally:
                         self._starting.discard(claim.site)
-                    if not ok:
+                    if not ok:  # not claimed again here for a while (another instance may)
+                        self._bad_until[claim.site] = time.monotonic() + BAD_SITE_BACKOFF_S
                         await self.give_back([claim.site], "cannot start")
 
             await asyncio.gather(*(start(c) for c in claims))
@@ -162,21 +177,31 @@ class FleetMember:
             sites.set(owned, instance=instance)
             age.set(round(beat_age, 1), instance=instance)
 
-    async def lose(self, site: str, why: str) -> None:
-        """The lease is gone (or the epoch stale): stop acting now."""
-        if self.owned.pop(site, None) is None:
+    def lose(self, site: str, epoch: int, why: str) -> None:
+        """The lease under ``epoch`` is gone (or stale): stop acting on the site now. Only that
+        epoch's run stops (a site claimed again since is left alone); its stop and the release
+        of the row (a no-op if another instance holds it) run apart."""
+        if self.owned.get(site) != epoch:
             return
+        del self.owned[site]
         self.valid_until.pop(site, None)
-        log.warning("lease_lost", site=site, why=why)
+        log.warning("lease_lost", site=site, epoch=epoch, why=why)
         self.metrics.fleet_leases_lost.inc()
-        await self.host.stop_site(site, why)
+
+        async def stop() -> None:
+            await self.host.stop_site(site, why, epoch)
+            await self.leases.release({site: epoch})
+
+        task = asyncio.get_running_loop().create_task(stop(), name=f"lose:{site}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def give_back(self, sites: list[str], why: str) -> None:
         held = {s: self.owned[s] for s in sites if s in self.owned}
-        for site in held:
+        for site, epoch in held.items():
             self.owned.pop(site, None)
             self.valid_until.pop(site, None)
-            await self.host.stop_site(site, why)  # stopped first: then nothing acts on it
+            await self.host.stop_site(site, why, epoch)  # stopped first: then nothing acts
         await self.leases.release(held)
         if held:
             log.info("leases_released", sites=len(held), why=why)
@@ -184,4 +209,6 @@ class FleetMember:
     async def shutdown(self) -> None:
         """A clean stop: every site stopped, its lease released, the instance marked stopped."""
         await self.give_back(list(self.owned), "instance stopping")
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=15)
         await self.leases.stopped()

@@ -63,7 +63,10 @@ class Relay:
     async def _connect(self) -> Any:
         import psycopg
 
-        kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": 10}
+        # Keepalives: a half-open connection (a failover) must not hold LISTEN silent forever.
+        kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": 10, "keepalives": 1,
+                                  "keepalives_idle": 10, "keepalives_interval": 5,
+                                  "keepalives_count": 3}  # fmt: skip
         if self.password is not None:
             kwargs["password"] = self.password
         return await psycopg.AsyncConnection.connect(self.url, **kwargs)
@@ -125,7 +128,15 @@ class Relay:
             answer = {"t": "rep", "id": msg.get("id"), "ok": False, "kind": "internal",
                       "fields": {"detail": "the owner failed to handle the request"}}  # fmt: skip
         if reply:
-            await self.notify(str(reply), answer)
+            try:
+                await self.notify(str(reply), answer)
+            except ValueError:  # the answer is too large to send back: say so instead
+                small = {"t": "rep", "id": msg.get("id"), "ok": False, "kind": "internal",
+                         "fields": {"detail": "the owner's answer was too large to relay"}}
+                with contextlib.suppress(Exception):
+                    await self.notify(str(reply), small)
+            except Exception as exc:  # the caller times out and answers 503
+                log.warning("relay_reply_failed", op=op, error=f"{type(exc).__name__}: {exc}")
 
     async def notify(self, to_channel: str, msg: dict[str, Any]) -> None:
         text = json.dumps(msg, separators=(",", ":"), default=str)

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
+
 from flexd.control.preferences import InputError, Preferences, parse_preferences
 from flexd.fleet.relay import NoAnswer, Relay, RemoteError
 from flexd.service import BumpResult, Conflict, NotFound, Service, Unavailable
 from flexd.storage import DispatchRow, ReadingRow, parse_ts, ts
-from flexd.storage.fence import Fence
+from flexd.storage.fence import Fence, fenced
 
 TIMEOUT_S = 5.0
 
@@ -90,22 +92,32 @@ class FleetService(Service):
         site = self._site_id(device_id)
         if self.relay is None:
             raise Unavailable("starting", "this instance is starting: try again in a moment")
-        for attempt in (1, 2):
+        asked: str | None = None
+        for _attempt in (1, 2):
             if site in self.local:
                 return False, None
             owner = await self._owner(site)
-            if owner == self.instance:  # claimed a moment ago: its loop is starting here
-                return False, None
+            if owner == self.instance:  # claimed here a moment ago: its loop is starting
+                raise Unavailable("site-starting", f"site {site} is starting: try again in a "
+                                  "few seconds")  # fmt: skip
+            if owner == asked:  # the same owner did not answer: do not send it twice
+                break
+            asked = owner
             try:
                 return True, await self.relay.call(owner, op, {"device": device_id, **args},
                                                    TIMEOUT_S)  # fmt: skip
             except RemoteError as exc:
                 if exc.kind == "not-owner":
+                    asked = None
                     continue  # it lost the site meanwhile: ask whoever owns it now
                 raise _typed(exc) from None
             except NoAnswer:
-                if attempt == 1:
-                    continue
+                continue  # asked again only if the site has a new owner by now
+            except ValueError as exc:  # too large for a notification
+                raise InputError("body", str(exc)) from None
+            except (OSError, psycopg.Error) as exc:  # the database is away
+                raise Unavailable("relay-unavailable", f"cannot reach site {site}'s owner: "
+                                  f"{type(exc).__name__}") from None  # fmt: skip
         raise Unavailable("owner-unavailable", f"site {site}'s owner did not answer: "
                           "try again in a few seconds")  # fmt: skip
 
@@ -115,9 +127,11 @@ class FleetService(Service):
         """Run a relayed request as a local one (this instance must own the site)."""
         try:
             if op == "rerate":
-                if self.rater is not None and str(args.get("site")) in self.local:
+                fence = self.local.get(str(args.get("site")))
+                if self.rater is not None and fence is not None:
                     starts = {parse_ts(s) for s in args.get("starts", [])}
-                    await self.rater.rerate(str(args["meter"]), starts, "readings")
+                    with fenced(fence):  # written as the site's owner
+                        await self.rater.rerate(str(args["meter"]), starts, "readings")
                 return None
             device = str(args.get("device"))
             if self._site_id(device) not in self.local:

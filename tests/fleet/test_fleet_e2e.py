@@ -69,6 +69,7 @@ async def test_three_instances_thirty_sites_kill_one(rig: FleetRig):
 
     # A bump posted to an instance that does not own the charger's site.
     own = owners(url)
+    owners_at_start = dict(own)
     site = sorted(s for s, o in own.items() if o == "i1")[0]
     evse = f"{site}-evse"
     await wait_for("the owner polled the charger", lambda: rig.api(
@@ -144,6 +145,13 @@ async def test_three_instances_thirty_sites_kill_one(rig: FleetRig):
     await asyncio.sleep(max(0.0, (end_sim - rig.sim_now()).total_seconds() / rig.speed))
     codes = rig.stop_all()
     assert all(codes[n] == 0 for n in INSTANCES if n != victim), codes
+
+    # Every site ran after the takeover (none left owned but run nowhere): each re-planned at a
+    # half-hour after the kill.
+    after = ts(half_hour_start(killed_sim) + timedelta(minutes=30))
+    planned = {r[0] for r in q(url, "SELECT DISTINCT site FROM plans WHERE created_at >= %s",
+                               (after,))}  # fmt: skip
+    assert planned == set(owners_at_start), sorted(set(owners_at_start) - planned)
 
     # The new owners acted on the victim's sites.
     acted = q(url, "SELECT DISTINCT site FROM fleet_commands WHERE owner <> %s AND epoch > 1",

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from flexd.fleet.catalogue import import_sites
-from flexd.fleet.journal import CommandJournal
+from flexd.fleet.journal import CommandJournal, NoLeaseLeft
 from flexd.fleet.leases import Leases, fleet_view
 from flexd.storage import ReadingRow, Storage
 from flexd.storage.fence import Fence, StaleEpoch, fenced
@@ -123,8 +123,8 @@ async def test_commands_are_journalled_under_the_epoch_and_refused_when_stale(st
         "extract(epoch from deadline - sent_at) FROM fleet_commands")
     assert rows[0][:4] == (claim.site, claim.epoch, "a", True)
     assert abs(float(rows[0][4]) - budget) < 0.01
-    left[claim.site] = 0.9  # too little lease left by the instance's own clock
-    with fenced(fence), pytest.raises(StaleEpoch):
+    left[claim.site] = 0.9  # too little lease left by the instance's own clock: skipped
+    with fenced(fence), pytest.raises(NoLeaseLeft):
         await journal.sent("dev", "SetBatteryMode")
     left[claim.site] = 8.0
     await asyncio.sleep(1.2)
@@ -146,3 +146,40 @@ async def test_one_heartbeat_renews_every_site_of_an_instance(store):
     assert await b.claim(10) == []  # a's beats kept every lease alive past its 1 s
     await a.stopped()  # a clean stop frees them at once
     assert len(await b.claim(10)) == 10
+
+
+async def test_a_restart_with_the_same_id_frees_what_the_dead_process_held(store):
+    """A process restarted in place (same host-pid or a fixed instance_id) holds none of the
+    sites its predecessor did: they must not stay owned by a live heartbeat and run nowhere."""
+    [old] = await leases(store, ("same", 3))
+    held = {c.site: c.epoch for c in await old.claim(4)}
+    assert len(held) == 4
+    again = Leases(store, "same", 3)
+    await again.register()  # waits out the old heartbeat (3 s), then frees the sites
+    rows = await store.query("SELECT COUNT(*) FROM fleet_sites WHERE owner = 'same'")
+    assert rows == [(0,)]
+    taken = {c.site: c.epoch for c in await again.claim(10)}
+    assert all(taken[s] == e + 1 for s, e in held.items())  # claimed anew, epochs moved on
+
+
+async def test_a_live_duplicate_id_is_refused(store):
+    [first] = await leases(store, ("dup", 3))
+
+    async def beating() -> None:
+        while True:
+            await first.renew()
+            await asyncio.sleep(0.5)
+
+    task = asyncio.create_task(beating())
+    try:
+        with pytest.raises(RuntimeError, match="in use by a running instance"):
+            await Leases(store, "dup", 3).register()
+    finally:
+        task.cancel()
+
+
+async def test_an_instance_whose_own_lease_lapsed_claims_nothing(store):
+    a, b = await leases(store, ("a", 1), ("b", 30))
+    await asyncio.sleep(1.2)  # a paused past its lease: its claims would outlive it
+    assert await a.claim(5) == []
+    assert len(await b.claim(5)) == 5
