@@ -101,6 +101,138 @@ async def bump_latency(rig: FleetRig, url: str, sites: list[str], to_owner: bool
     return out
 
 
+async def measure(rig: FleetRig, url: str, db: str, args: argparse.Namespace,
+                  names: list[str], result: dict[str, Any], settled: Any) -> None:
+    """Steady state, command latency, takeovers (the default run)."""
+    # Steady state: PostgreSQL and CPU per site per simulated hour.
+    pids = {n: rig.procs[n].pid for n in names}
+    assert rig.sim is not None
+    cpu0 = {n: cpu_s(p) for n, p in pids.items()} | {"sim": cpu_s(rig.sim.pid)}
+    st0, sim0, w0 = pg_stats(url, db), rig.sim_now(), time.monotonic()
+    cmd0 = q(url, "SELECT COUNT(*) FROM fleet_commands")[0][0]
+    await asyncio.sleep(args.steady_s)
+    st1, sim1, w1 = pg_stats(url, db), rig.sim_now(), time.monotonic()
+    cmd1 = q(url, "SELECT COUNT(*) FROM fleet_commands")[0][0]
+    cpu1 = {n: cpu_s(p) for n, p in pids.items()} | {"sim": cpu_s(rig.sim.pid)}
+    site_h = args.sites * (sim1 - sim0).total_seconds() / 3600
+    real_s = w1 - w0
+    d = {k: st1[k] - st0[k] for k in st0}
+    # Lease renewals and heartbeats: one transaction per instance per lease/3 real s.
+    lease_tx = args.instances * real_s / (args.lease / 3)
+    result["steady"] = {
+        "real_s": round(real_s, 1), "simulated_h": round(site_h / args.sites, 3),
+        "per_site_hour": {
+            "commits": round(d["commits"] / site_h, 1),
+            "rows_written": round((d["inserted"] + d["updated"]) / site_h, 1),
+            "rows_inserted": round(d["inserted"] / site_h, 1),
+            "rows_updated": round(d["updated"] / site_h, 1),
+            "rows_read": round((d["fetched"]) / site_h, 1),
+            "commands_journalled": round((cmd1 - cmd0) / site_h, 2),
+        },
+        "lease_commits_per_instance_per_s": round(1 / (args.lease / 3), 3),
+        "lease_commits_share": round(lease_tx / max(1, d["commits"]), 4),
+        # Each instance's CPU over the sites it holds (1/instances of them).
+        "cpu_s_per_site_hour": {
+            n: round((cpu1[n] - cpu0[n]) / site_h * (1 if n == "sim" else args.instances),
+                     3)
+            for n in cpu0
+        },
+        "rss_mb": {n: rss_mb(p) for n, p in pids.items()} | {"sim": rss_mb(rig.sim.pid)},
+        "cpu_share_of_all_cores": round(
+            sum(cpu1[n] - cpu0[n] for n in cpu0) / real_s / (os.cpu_count() or 2), 3),
+    }
+    print(json.dumps(result["steady"], indent=1))
+
+    # Command latency: non-owner against owner (the reference), on fresh chargers.
+    pool = sorted(owners(url))
+    random.Random(7).shuffle(pool)
+    # Alternate the two kinds, so neither meets a busier moment (a half-hour's
+    # re-plans) more than the other.
+    direct, relayed = [], []
+    for k in range(args.bumps):
+        direct += await bump_latency(rig, url, [pool[2 * k]], to_owner=True)
+        relayed += await bump_latency(rig, url, [pool[2 * k + 1]], to_owner=False)
+    result["command_latency_s"] = {
+        "owner": {"n": len(direct), "p50": round(statistics.median(direct), 3),
+                  "p95": round(pct(direct, 95), 3), "max": round(max(direct), 3)},
+        "non_owner": {"n": len(relayed), "p50": round(statistics.median(relayed), 3),
+                      "p95": round(pct(relayed, 95), 3), "max": round(max(relayed), 3)},
+        "ratio_p50": round(statistics.median(relayed) / statistics.median(direct), 2),
+    }  # fmt: skip
+    print(json.dumps(result["command_latency_s"], indent=1))
+
+    # Takeover after kill -9, then the victim restarts and the fleet evens out again.
+    takeovers: list[float] = []
+    result["epochs_before_kills"] = {
+        "max": q(url, "SELECT MAX(epoch) FROM fleet_sites")[0][0],
+        "sites_moved_more_than_once": q(
+            url, "SELECT COUNT(*) FROM fleet_sites WHERE epoch > 2")[0][0],
+    }  # fmt: skip
+    for k in range(args.kills):
+        own = owners(url)
+        victim = max(names, key=lambda n: list(own.values()).count(n))
+        theirs = {s for s, o in own.items() if o == victim}
+        killed = time.monotonic()
+        rig.kill(victim)
+        rig.procs[victim].wait()
+        seen: dict[str, float] = {}
+        while len(seen) < len(theirs):
+            now = owners(url)
+            t = time.monotonic() - killed
+            for s in theirs:
+                if s not in seen and now[s] not in (None, victim):
+                    seen[s] = t
+            if t > 600:
+                raise SystemExit("takeover did not finish in 600 s")
+            await asyncio.sleep(0.05)
+        takeovers += list(seen.values())
+        print(f"kill {k + 1}: {victim} had {len(theirs)} sites; all taken over in "
+              f"{max(seen.values()):.1f} s")  # fmt: skip
+        rig.start_instance(victim)
+        await wait_for("the fleet evens out", settled, 600, every=1.0)
+        await asyncio.sleep(2 * args.lease)
+    result["takeover_s"] = {
+        "n": len(takeovers), "p50": round(statistics.median(takeovers), 2),
+        "max": round(max(takeovers), 2),
+        "ratio_p50_to_lease": round(statistics.median(takeovers) / args.lease, 2),
+    }  # fmt: skip
+    print(json.dumps(result["takeover_s"], indent=1))
+    overlaps = q(url, """
+        SELECT COUNT(*) FROM fleet_commands a JOIN fleet_commands b
+          ON a.device_id = b.device_id AND a.owner <> b.owner AND a.id < b.id
+         WHERE a.sent_at < COALESCE(b.done_at, b.deadline)
+           AND b.sent_at < COALESCE(a.done_at, a.deadline)""")[0][0]
+    result["overlapping_owner_windows"] = int(overlaps)
+
+
+async def storm(rig: FleetRig, names: list[str], sites: int) -> dict[str, Any]:
+    """Every car plugs in at 23:50 (simulated): real seconds from each site's plug-in re-plan
+    request to its stored plan (the ``replan_s`` of the owner's cycle log line)."""
+    plug = rig.start.replace(hour=23, minute=50)
+    wait_s = (plug - rig.sim_now()).total_seconds() / rig.speed
+    await asyncio.sleep(max(0.0, wait_s))
+    began = time.monotonic()
+
+    def planned() -> dict[str, float]:
+        got: dict[str, float] = {}
+        for n in names:
+            for d in rig.log_lines(n):
+                if d.get("event") == "cycle" and "plug-in" in d.get("replan", ""):
+                    got[d["site"]] = float(d.get("replan_s", 0.0))
+        return got
+
+    def all_planned() -> dict[str, float] | None:
+        got = planned()
+        return got if len(got) >= sites else None
+
+    got = await wait_for("every car planned", all_planned, 900, every=2.0)
+    lat = list(got.values())
+    return {"sites": sites, "instances": len(names),
+            "replan_after_plug_in_s": {"median": round(statistics.median(lat), 2),
+                                       "p95": round(pct(lat, 95), 2), "max": round(max(lat), 2)},
+            "all_planned_within_real_s": round(time.monotonic() - began, 1)}  # fmt: skip
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--instances", type=int, default=3)
@@ -112,6 +244,8 @@ async def main() -> None:
     ap.add_argument("--kills", type=int, default=2)
     ap.add_argument("--broker", default="127.0.0.1:1883")
     ap.add_argument("--out", type=Path, default=Path("bench/results/fleet.json"))
+    ap.add_argument("--storm", action="store_true", help="only the plug-in storm: every car "
+                    "plugs in at once, at 23:50 simulated (issue 15's goal)")
     args = ap.parse_args()
     host, _, port = args.broker.rpartition(":")
     db = f"flexd_bench_{uuid.uuid4().hex[:8]}"
@@ -126,7 +260,8 @@ async def main() -> None:
     }  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         rig = FleetRig(Path(tmp), url, (host, int(port)), sites=args.sites, speed=args.speed,
-                       lease_s=args.lease, anchor=time.time() + 10)  # fmt: skip
+                       lease_s=args.lease, anchor=time.time() + 10,
+                       plug_in="23:50" if args.storm else None)  # fmt: skip
         try:
             t0 = time.monotonic()
             print(rig.import_sites(rig.start_simulator()), f"({time.monotonic() - t0:.1f} s)")
@@ -144,105 +279,11 @@ async def main() -> None:
             print(f"all {args.sites} sites owned after {result['all_owned_after_s']} s")
             await asyncio.sleep(2 * args.lease)
 
-            # Steady state: PostgreSQL and CPU per site per simulated hour.
-            pids = {n: rig.procs[n].pid for n in names}
-            assert rig.sim is not None
-            cpu0 = {n: cpu_s(p) for n, p in pids.items()} | {"sim": cpu_s(rig.sim.pid)}
-            st0, sim0, w0 = pg_stats(url, db), rig.sim_now(), time.monotonic()
-            cmd0 = q(url, "SELECT COUNT(*) FROM fleet_commands")[0][0]
-            await asyncio.sleep(args.steady_s)
-            st1, sim1, w1 = pg_stats(url, db), rig.sim_now(), time.monotonic()
-            cmd1 = q(url, "SELECT COUNT(*) FROM fleet_commands")[0][0]
-            cpu1 = {n: cpu_s(p) for n, p in pids.items()} | {"sim": cpu_s(rig.sim.pid)}
-            site_h = args.sites * (sim1 - sim0).total_seconds() / 3600
-            real_s = w1 - w0
-            d = {k: st1[k] - st0[k] for k in st0}
-            # Lease renewals and heartbeats: one transaction per instance per lease/3 real s.
-            lease_tx = args.instances * real_s / (args.lease / 3)
-            result["steady"] = {
-                "real_s": round(real_s, 1), "simulated_h": round(site_h / args.sites, 3),
-                "per_site_hour": {
-                    "commits": round(d["commits"] / site_h, 1),
-                    "rows_written": round((d["inserted"] + d["updated"]) / site_h, 1),
-                    "rows_inserted": round(d["inserted"] / site_h, 1),
-                    "rows_updated": round(d["updated"] / site_h, 1),
-                    "rows_read": round((d["fetched"]) / site_h, 1),
-                    "commands_journalled": round((cmd1 - cmd0) / site_h, 2),
-                },
-                "lease_commits_per_instance_per_s": round(1 / (args.lease / 3), 3),
-                "lease_commits_share": round(lease_tx / max(1, d["commits"]), 4),
-                # Each instance's CPU over the sites it holds (1/instances of them).
-                "cpu_s_per_site_hour": {
-                    n: round((cpu1[n] - cpu0[n]) / site_h * (1 if n == "sim" else args.instances),
-                             3)
-                    for n in cpu0
-                },
-                "rss_mb": {n: rss_mb(p) for n, p in pids.items()} | {"sim": rss_mb(rig.sim.pid)},
-                "cpu_share_of_all_cores": round(
-                    sum(cpu1[n] - cpu0[n] for n in cpu0) / real_s / (os.cpu_count() or 2), 3),
-            }
-            print(json.dumps(result["steady"], indent=1))
-
-            # Command latency: non-owner against owner (the reference), on fresh chargers.
-            pool = sorted(owners(url))
-            random.Random(7).shuffle(pool)
-            # Alternate the two kinds, so neither meets a busier moment (a half-hour's
-            # re-plans) more than the other.
-            direct, relayed = [], []
-            for k in range(args.bumps):
-                direct += await bump_latency(rig, url, [pool[2 * k]], to_owner=True)
-                relayed += await bump_latency(rig, url, [pool[2 * k + 1]], to_owner=False)
-            result["command_latency_s"] = {
-                "owner": {"n": len(direct), "p50": round(statistics.median(direct), 3),
-                          "p95": round(pct(direct, 95), 3), "max": round(max(direct), 3)},
-                "non_owner": {"n": len(relayed), "p50": round(statistics.median(relayed), 3),
-                              "p95": round(pct(relayed, 95), 3), "max": round(max(relayed), 3)},
-                "ratio_p50": round(statistics.median(relayed) / statistics.median(direct), 2),
-            }  # fmt: skip
-            print(json.dumps(result["command_latency_s"], indent=1))
-
-            # Takeover after kill -9, then the victim restarts and the fleet evens out again.
-            takeovers: list[float] = []
-            result["epochs_before_kills"] = {
-                "max": q(url, "SELECT MAX(epoch) FROM fleet_sites")[0][0],
-                "sites_moved_more_than_once": q(
-                    url, "SELECT COUNT(*) FROM fleet_sites WHERE epoch > 2")[0][0],
-            }  # fmt: skip
-            for k in range(args.kills):
-                own = owners(url)
-                victim = max(names, key=lambda n: list(own.values()).count(n))
-                theirs = {s for s, o in own.items() if o == victim}
-                killed = time.monotonic()
-                rig.kill(victim)
-                rig.procs[victim].wait()
-                seen: dict[str, float] = {}
-                while len(seen) < len(theirs):
-                    now = owners(url)
-                    t = time.monotonic() - killed
-                    for s in theirs:
-                        if s not in seen and now[s] not in (None, victim):
-                            seen[s] = t
-                    if t > 600:
-                        raise SystemExit("takeover did not finish in 600 s")
-                    await asyncio.sleep(0.05)
-                takeovers += list(seen.values())
-                print(f"kill {k + 1}: {victim} had {len(theirs)} sites; all taken over in "
-                      f"{max(seen.values()):.1f} s")  # fmt: skip
-                rig.start_instance(victim)
-                await wait_for("the fleet evens out", settled, 600, every=1.0)
-                await asyncio.sleep(2 * args.lease)
-            result["takeover_s"] = {
-                "n": len(takeovers), "p50": round(statistics.median(takeovers), 2),
-                "max": round(max(takeovers), 2),
-                "ratio_p50_to_lease": round(statistics.median(takeovers) / args.lease, 2),
-            }  # fmt: skip
-            print(json.dumps(result["takeover_s"], indent=1))
-            overlaps = q(url, """
-                SELECT COUNT(*) FROM fleet_commands a JOIN fleet_commands b
-                  ON a.device_id = b.device_id AND a.owner <> b.owner AND a.id < b.id
-                 WHERE a.sent_at < COALESCE(b.done_at, b.deadline)
-                   AND b.sent_at < COALESCE(a.done_at, a.deadline)""")[0][0]
-            result["overlapping_owner_windows"] = int(overlaps)
+            if args.storm:
+                result["storm"] = await storm(rig, names, args.sites)
+                print(json.dumps(result["storm"], indent=1))
+            else:
+                await measure(rig, url, db, args, names, result, settled)
         finally:
             rig.stop_all()
             q(ADMIN_URL, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')

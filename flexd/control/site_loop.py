@@ -207,6 +207,8 @@ class SiteLoop:
         fields: dict[str, Any] = {"at": now.isoformat(), "sent": sent}
         if reasons:
             fields["replan"] = ",".join(sorted(reasons))
+            if self.state.last_replan_latency_s is not None:  # real s, request to stored plan
+                fields["replan_s"] = round(self.state.last_replan_latency_s, 3)
         if not_honoured:
             fields["not_honoured"] = not_honoured
         for dev in self.site.devices.values():

@@ -55,6 +55,7 @@ class FleetRig:
     cycle_s: float = 300.0  # simulated
     poll_s: float = 60.0  # simulated
     anchor: float = field(default_factory=lambda: time.time() + 5.0)
+    plug_in: str | None = None  # local HH:MM the cars plug in (None: plugged in from the start)
     sim: subprocess.Popen[bytes] | None = None
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
@@ -79,7 +80,8 @@ class FleetRig:
             [sys.executable, "-m", "simulator", "fleet", "--sites", str(self.sites),
              "--broker", f"{self.broker[0]}:{self.broker[1]}", "--out", str(out),
              "--start", self.start.isoformat(), "--speed", str(self.speed),
-             "--anchor-unix", str(self.anchor), "--status-s", str(self.poll_s / 2)],
+             "--anchor-unix", str(self.anchor), "--status-s", str(self.poll_s / 2),
+             *(["--plug-in", self.plug_in] if self.plug_in else [])],
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=self._env(),
         )  # fmt: skip
         deadline = time.monotonic() + 120
