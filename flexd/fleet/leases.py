@@ -92,17 +92,41 @@ class Leases:
                 (self.instance, self.lease_s),
             )
 
-    async def renew(self) -> dict[str, int]:
-        """Beat; returns site -> epoch of the sites this instance still owns."""
+    async def renew(self) -> dict[str, int] | None:
+        """Beat; returns site -> epoch of the sites this instance still owns, or None when its
+        lease had already lapsed (then another instance may hold any of them: the caller stops
+        them all). The heartbeat is written before the sites are read, and only if it has not
+        lapsed: a claim locks a lapsed instance's row, so a renewal racing it either lands
+        first (and the claim skips this instance) or finds the lease lapsed; never both."""
         async with self.storage.driver.transaction() as tx:
+            beat = await tx.fetchone(
+                "UPDATE fleet_instances SET heartbeat_at = clock_timestamp() WHERE id = ? AND "
+                "stopped_at IS NULL AND heartbeat_at > clock_timestamp() - lease_seconds * "
+                "interval '1 second' RETURNING 1",
+                (self.instance,),
+            )
+            if beat is None:
+                return None
             rows = await tx.fetchall(
                 "SELECT id, epoch FROM fleet_sites WHERE owner = ?", (self.instance,)
             )
             await tx.execute(
-                "UPDATE fleet_instances SET heartbeat_at = now(), sites_owned = ? WHERE id = ?",
+                "UPDATE fleet_instances SET sites_owned = ? WHERE id = ?",
                 (len(rows), self.instance),
             )
         return {str(r[0]): int(r[1]) for r in rows}
+
+    async def rejoin(self) -> None:
+        """After a lapsed lease (a pause, a lost database): beat afresh, owning nothing."""
+        async with self.storage.driver.transaction() as tx:
+            await tx.execute(
+                "UPDATE fleet_sites SET owner = NULL WHERE owner = ?", (self.instance,)
+            )
+            await tx.execute(
+                "UPDATE fleet_instances SET heartbeat_at = clock_timestamp(), sites_owned = 0 "
+                "WHERE id = ?",
+                (self.instance,),
+            )
 
     async def claim(self, limit: int, skip: Sequence[str] = ()) -> list[Claim]:
         """Take up to ``limit`` free sites (not those in ``skip``): unowned ones first, then
@@ -113,16 +137,20 @@ class Leases:
             return []
         async with self.storage.driver.transaction() as tx:
             alive = await tx.fetchone(
-                "UPDATE fleet_instances SET heartbeat_at = now() WHERE id = ? AND "
-                "stopped_at IS NULL AND heartbeat_at > now() - lease_seconds * interval '1 second'"
-                " RETURNING 1",
+                "UPDATE fleet_instances SET heartbeat_at = clock_timestamp() WHERE id = ? AND "
+                "stopped_at IS NULL AND heartbeat_at > clock_timestamp() - lease_seconds * "
+                "interval '1 second' RETURNING 1",
                 (self.instance,),
             )
             if alive is None:
                 return []
+            # Locked: a renewal in flight lands first (and its instance is not gone) or waits
+            # and then finds its lease lapsed (flexd.fleet.leases.renew).
             gone = [str(r[0]) for r in await tx.fetchall(
-                "SELECT id FROM fleet_instances WHERE stopped_at IS NOT NULL "
-                "OR heartbeat_at < now() - lease_seconds * interval '1 second'"
+                "SELECT id FROM fleet_instances WHERE id <> ? AND (stopped_at IS NOT NULL "
+                "OR heartbeat_at < clock_timestamp() - lease_seconds * interval '1 second') "
+                "ORDER BY id FOR UPDATE",
+                (self.instance,),
             )]  # fmt: skip
             # The owner is tested on the site row itself (not through a join), so a row another
             # instance claimed since this statement's snapshot is re-checked and skipped.

@@ -112,6 +112,12 @@ class FleetMember:
         stops run apart, so the next beat is never late behind them)."""
         began = time.monotonic()  # a lease renewed now lasts from before the request was sent
         held = await self.leases.renew()
+        if held is None:  # lapsed (paused, cut off): any site may have a new owner by now
+            for site, epoch in list(self.owned.items()):
+                self.lose(site, epoch, "lease lapsed")
+            await self.leases.rejoin()
+            log.warning("fleet_rejoined", why="this instance's lease had lapsed")
+            return
         for site, epoch in list(self.owned.items()):
             if held.get(site) == epoch:
                 self.valid_until[site] = began + self.cfg.lease_seconds

@@ -60,8 +60,9 @@ async def test_expired_lease_is_taken_over_with_a_higher_epoch(store):
     await asyncio.sleep(1.2)
     [taken] = await b.claim(10)
     assert (taken.site, taken.epoch) == (first.site, first.epoch + 1)
-    assert first.site not in await a.renew()  # a learns it lost the site
-    await a.renew()  # a beats again: what it still owns (nothing) stays its own
+    assert await a.renew() is None  # a's lease lapsed: it may no longer count on any site
+    await a.rejoin()
+    assert await a.renew() == {}  # a beats again, owning nothing
     _, sites = await fleet_view(store)
     assert {s.id: s.owner for s in sites}[first.site] == "b"
 
@@ -183,3 +184,20 @@ async def test_an_instance_whose_own_lease_lapsed_claims_nothing(store):
     await asyncio.sleep(1.2)  # a paused past its lease: its claims would outlive it
     assert await a.claim(5) == []
     assert len(await b.claim(5)) == 5
+
+
+async def test_a_claim_racing_a_renewal_waits_for_it_and_leaves_its_sites(store):
+    """A renewal in flight when a's lease runs out: the claim locks a's row, waits for the
+    renewal and re-reads it, so a keeps its sites (never both think they own them)."""
+    a, b = await leases(store, ("a", 2), ("b", 30))
+    mine = {c.site for c in await a.claim(3)}
+    await asyncio.sleep(1.5)
+    async with store.driver.transaction() as tx:  # a's renewal, not yet committed
+        await tx.execute("UPDATE fleet_instances SET heartbeat_at = clock_timestamp() "
+                         "WHERE id = 'a'")  # fmt: skip
+        await asyncio.sleep(0.8)  # the old heartbeat has now lapsed
+        claim = asyncio.create_task(b.claim(10))
+        await asyncio.sleep(0.3)
+        assert not claim.done()  # the claim waits on a's row
+    taken = {c.site for c in await claim}
+    assert len(taken) == 7 and not taken & mine
