@@ -274,12 +274,15 @@ class Daemon:
     async def _stop_site(self, sid: str, why: str) -> None:
         if isinstance(self.service, FleetService):
             self.service.local.pop(sid, None)
-        self.running_epoch.pop(sid, None)
+        epoch = self.running_epoch.pop(sid, None)
         tasks = self.running.pop(sid, None)
         if tasks is not None:
             for t in tasks.all():
                 t.cancel()
             await asyncio.wait(tasks.all(), timeout=10)
+        if self.parts.journal is not None and epoch is not None:
+            # Before any hand-over: a command cancelled mid-flight ends here, not later.
+            await self.parts.journal.close_open(sid, epoch)
         closer = self.site_closers.pop(sid, None)
         if closer is not None:
             await closer()

@@ -83,4 +83,16 @@ class CommandJournal:
                 )
 
 
+    async def close_open(self, site: str, epoch: int) -> None:
+        """A run of the site has stopped: every command it left open is over now. Called
+        before the site is given back, so no window stays open past the hand-over."""
+        with fenced(None):
+            async with self.storage.driver.transaction() as tx:
+                await tx.execute(
+                    "UPDATE fleet_commands SET done_at = clock_timestamp(), outcome = 'cancelled' "
+                    "WHERE site = ? AND epoch = ? AND done_at IS NULL",
+                    (site, epoch),
+                )
+
+
 _pending: set[asyncio.Task[None]] = set()

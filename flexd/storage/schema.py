@@ -90,6 +90,7 @@ MIGRATIONS: tuple[str, ...] = (
         device_id TEXT NOT NULL, command TEXT NOT NULL, sent_at {instant} NOT NULL,
         deadline {instant} NOT NULL, done_at {instant}, outcome TEXT);
     CREATE INDEX fleet_commands_device ON fleet_commands (device_id, sent_at);
+    CREATE INDEX fleet_commands_open ON fleet_commands (site) WHERE done_at IS NULL;
     CREATE TABLE fleet_catalogue (
         id INTEGER PRIMARY KEY, version BIGINT NOT NULL, sites BIGINT NOT NULL);
     INSERT INTO fleet_catalogue VALUES (1, 0, 0);
