@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from flexd.storage import Storage
+from flexd.storage.driver import Tx
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +100,7 @@ class Leases:
         lapsed: a claim locks a lapsed instance's row, so a renewal racing it either lands
         first (and the claim skips this instance) or finds the lease lapsed; never both."""
         async with self.storage.driver.transaction() as tx:
-            beat = await tx.fetchone(
-                "UPDATE fleet_instances SET heartbeat_at = clock_timestamp() WHERE id = ? AND "
-                "stopped_at IS NULL AND heartbeat_at > clock_timestamp() - lease_seconds * "
-                "interval '1 second' RETURNING 1",
-                (self.instance,),
-            )
-            if beat is None:
+            if not await self._beat(tx):
                 return None
             rows = await tx.fetchall(
                 "SELECT id, epoch FROM fleet_sites WHERE owner = ?", (self.instance,)
@@ -115,6 +110,17 @@ class Leases:
                 (len(rows), self.instance),
             )
         return {str(r[0]): int(r[1]) for r in rows}
+
+    async def _beat(self, tx: Tx) -> bool:
+        """Stamp the heartbeat, only if this instance's lease has not lapsed (the database's
+        clock at the statement, not the transaction's start)."""
+        row = await tx.fetchone(
+            "UPDATE fleet_instances SET heartbeat_at = clock_timestamp() WHERE id = ? AND "
+            "stopped_at IS NULL AND heartbeat_at > clock_timestamp() - lease_seconds * "
+            "interval '1 second' RETURNING 1",
+            (self.instance,),
+        )
+        return row is not None
 
     async def rejoin(self) -> None:
         """After a lapsed lease (a pause, a lost database): beat afresh, owning nothing."""
@@ -136,13 +142,7 @@ class Leases:
         if limit <= 0:
             return []
         async with self.storage.driver.transaction() as tx:
-            alive = await tx.fetchone(
-                "UPDATE fleet_instances SET heartbeat_at = clock_timestamp() WHERE id = ? AND "
-                "stopped_at IS NULL AND heartbeat_at > clock_timestamp() - lease_seconds * "
-                "interval '1 second' RETURNING 1",
-                (self.instance,),
-            )
-            if alive is None:
+            if not await self._beat(tx):
                 return []
             # Locked: a renewal in flight lands first (and its instance is not gone) or waits
             # and then finds its lease lapsed (flexd.fleet.leases.renew).
