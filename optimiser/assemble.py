@@ -100,16 +100,16 @@ def assemble(
 
 def assemble_battery(
     p: Problem, imp: F64, exp: F64, curt: F64, unserved: F64, bc: F64, bd: F64, soc: F64,
-    sums: tuple[float, float, float, float, float], solver: str,
+    sums: tuple[float, float, float], solver: str,
 ) -> Schedule:  # fmt: skip
-    """:func:`assemble` for a plan without EVs whose ``sums`` (import and export price dot
-    products; unserved, discharged and curtailed kWh) a compiled kernel computed in numpy's
-    order: the same Schedule, without a numpy call per sum (issue 15: most of a 48-slot battery
-    plan's time was such calls around a kernel of a few microseconds)."""
-    import_p, export_p, unserved_kwh, discharge_kwh, curtailed_kwh = sums
+    """:func:`assemble` for a plan without EVs whose ``sums`` (unserved, discharged and
+    curtailed kWh) a compiled kernel computed in numpy's order: the same Schedule, without a
+    numpy call per sum (issue 15: most of a 48-slot battery plan's time was such calls around
+    a DP kernel of a few microseconds)."""
+    unserved_kwh, discharge_kwh, curtailed_kwh = sums
     costs = costs_from_sums(
-        p, import_p, export_p, imp, 0.0, unserved_kwh, float(soc[-1]), 0, discharge_kwh,
-        curtailed_kwh,
+        p, float(np.dot(p.import_price_p, imp)), float(np.dot(p.export_price_p, exp)), imp,
+        0.0, unserved_kwh, float(soc[-1]), 0, discharge_kwh, curtailed_kwh,
     )  # fmt: skip
     short = unserved_kwh > EPS
     return Schedule(

@@ -247,9 +247,9 @@ def solve_battery(p: Problem) -> Schedule | None:
     h = p.slot_hours
     lo_soc = b.min_soc_kwh
     out = np.empty((7, p.n))
-    sums = np.empty(5)
+    sums = np.empty(3)
     ok = _plan(
-        p.pv_kwh, p.load_kwh, effective_import_price(p), p.import_price_p, p.export_price_p,
+        p.pv_kwh, p.load_kwh, effective_import_price(p), p.export_price_p,
         p.grid.export_kw * h, p.grid.import_kw * h, b.charge_kw * h, b.discharge_kw * h,
         b.grid_export, b.grid_charge, b.charge_efficiency, b.discharge_efficiency, lo_soc,
         b.max_soc, max(lo_soc, b.final_min), b.value_p_per_kwh, b.soc_kwh, pin_c is not None,
@@ -260,25 +260,25 @@ def solve_battery(p: Problem) -> Schedule | None:
     imp, exp, curt, unserved, bc, bd, soc = out
     return assemble_battery(
         p, imp, exp, curt, unserved, bc, bd, soc,
-        (float(sums[0]), float(sums[1]), float(sums[2]), float(sums[3]), float(sums[4])),
+        (float(sums[0]), float(sums[1]), float(sums[2])),
         "battery-dp",
     )  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
 def _plan(
-    pv: F64, load: F64, imp_cost: F64, import_p: F64, export_p: F64, export_cap: float,
+    pv: F64, load: F64, imp_cost: F64, export_p: F64, export_cap: float,
     import_cap: float, charge_cap: float, discharge_kwh: float, grid_export: bool,
     grid_charge: bool, eta_c: float, eta_d: float, lo_soc: float, hi_soc: float,
     end_lo: float, end_value: float, soc_init: float, pinned: bool, pin_c: float,
     pin_d: float, out: F64, sums: F64,
 ) -> bool:  # fmt: skip
     """:func:`solve_battery`'s work in one call: writes the plan's rows (import, export,
-    curtailed, unserved, charge, discharge, SoC) into ``out`` and into ``sums`` the import
-    and export price dot products and the unserved, discharged and curtailed totals (numpy's
-    summation order, so the Schedule matches :func:`optimiser.assemble.assemble`'s to the
-    bit). False: decline (not exact, a non-convex slot, a pin off the grid or SoC bounds,
-    infeasible SoC bounds)."""
+    curtailed, unserved, charge, discharge, SoC) into ``out`` and into ``sums`` the unserved,
+    discharged and curtailed totals (numpy's summation order, so the Schedule matches
+    :func:`optimiser.assemble.assemble`'s to the bit; the price dot products stay numpy's:
+    BLAS's order is the library's and the CPU's). False: decline (not exact, a non-convex
+    slot, a pin off the grid or SoC bounds, infeasible SoC bounds)."""
     n = pv.size
     for t in range(n):  # exact_conditions' price part; NaN declines as there
         if not (export_p[t] >= 0 and imp_cost[t] - export_p[t] >= 0
@@ -344,11 +344,9 @@ def _plan(
     out[1, :] = exp
     out[2, :] = curt
     out[3, :] = unserved
-    sums[0] = np.dot(import_p, imp)
-    sums[1] = np.dot(export_p, exp)
-    sums[2] = _np_sum(unserved)
-    sums[3] = _np_sum(bd)
-    sums[4] = _np_sum(curt)
+    sums[0] = _np_sum(unserved)
+    sums[1] = _np_sum(bd)
+    sums[2] = _np_sum(curt)
     return True
 
 
