@@ -100,7 +100,7 @@ def assemble(
 
 def assemble_battery(
     p: Problem, imp: F64, exp: F64, curt: F64, unserved: F64, bc: F64, bd: F64, soc: F64,
-    sums: tuple[float, float, float], solver: str,
+    sums: Sequence[float], solver: str,
 ) -> Schedule:  # fmt: skip
     """:func:`assemble` for a plan without EVs whose ``sums`` (unserved, discharged and
     curtailed kWh) a compiled kernel computed in numpy's order: the same Schedule, without a

@@ -260,7 +260,7 @@ def solve_battery(p: Problem) -> Schedule | None:
     imp, exp, curt, unserved, bc, bd, soc = out
     return assemble_battery(
         p, imp, exp, curt, unserved, bc, bd, soc,
-        (float(sums[0]), float(sums[1]), float(sums[2])),
+        sums.tolist(),
         "battery-dp",
     )  # fmt: skip
 
