@@ -23,18 +23,31 @@ def costs_of(
     """Every term of the model's objective (see optimiser.model), split for the schedule."""
     n = p.n
     tie = sum(float(np.dot(TIE_BREAK_P * (np.arange(n) + 1), c)) for c in ev_charge)
+    return costs_from_sums(
+        p, float(np.dot(p.import_price_p, imp)), float(np.dot(p.export_price_p, exp)), imp,
+        float(sum(shortfall)), float(unserved.sum()), float(soc[-1]), tie, float(bd.sum()),
+        float(curt.sum()),
+    )  # fmt: skip
+
+
+def costs_from_sums(
+    p: Problem, import_p: float, export_p: float, imp: F64, shortfall_kwh: float,
+    unserved_kwh: float, soc_end: float, tie: float, discharge_kwh: float, curtailed_kwh: float,
+) -> Costs:  # fmt: skip
+    """:func:`costs_of` from the plan's dot products and sums (``imp`` for the carbon term):
+    a compiled path computes them in its kernel (optimiser.battery_dp)."""
     carbon = 0.0
     if p.carbon_g_per_kwh is not None and p.carbon_weight_p_per_kg:
         carbon = float(np.dot(p.carbon_weight_p_per_kg * p.carbon_g_per_kwh / 1000.0, imp))
-    terminal = p.battery.value_p_per_kwh * float(soc[-1]) if p.battery is not None else 0.0
+    terminal = p.battery.value_p_per_kwh * soc_end if p.battery is not None else 0.0
     return Costs(
-        import_p=float(np.dot(p.import_price_p, imp)),
-        export_p=float(np.dot(p.export_price_p, exp)),
+        import_p=import_p,
+        export_p=export_p,
         carbon_p=carbon,
-        shortfall_penalty_p=SHORTFALL_P * float(sum(shortfall)),
-        unserved_penalty_p=UNSERVED_P * float(unserved.sum()),
+        shortfall_penalty_p=SHORTFALL_P * shortfall_kwh,
+        unserved_penalty_p=UNSERVED_P * unserved_kwh,
         terminal_value_p=terminal,
-        small_terms_p=tie + WEAR_P * float(bd.sum()) + CURTAIL_P * float(curt.sum()),
+        small_terms_p=tie + WEAR_P * discharge_kwh + CURTAIL_P * curtailed_kwh,
     )
 
 
@@ -82,4 +95,26 @@ def assemble(
         battery_soc_kwh=soc if p.battery is not None else np.zeros(p.n),
         pv_curtailed_kwh=curt, unserved_kwh=unserved, evs=evs, solver=solver, mip=mip,
         notes=tuple(out_notes),
+    )  # fmt: skip
+
+
+def assemble_battery(
+    p: Problem, imp: F64, exp: F64, curt: F64, unserved: F64, bc: F64, bd: F64, soc: F64,
+    sums: Sequence[float], solver: str,
+) -> Schedule:  # fmt: skip
+    """:func:`assemble` for a plan without EVs whose ``sums`` (unserved, discharged and
+    curtailed kWh) a compiled kernel computed in numpy's order: the same Schedule, without a
+    numpy call per sum (issue 15: most of a 48-slot battery plan's time was such calls around
+    a DP kernel of a few microseconds)."""
+    unserved_kwh, discharge_kwh, curtailed_kwh = sums
+    costs = costs_from_sums(
+        p, float(np.dot(p.import_price_p, imp)), float(np.dot(p.export_price_p, exp)), imp,
+        0.0, unserved_kwh, float(soc[-1]), 0, discharge_kwh, curtailed_kwh,
+    )  # fmt: skip
+    short = unserved_kwh > EPS
+    return Schedule(
+        "feasible" if short else "optimal", objective_of(costs), costs, p.start, p.slot_minutes,
+        imp, exp, bc, bd, soc, curt, unserved, (), solver, False,
+        (f"{unserved_kwh:.3f} kWh of load exceeds what the site limits can serve",) if short
+        else (),
     )  # fmt: skip

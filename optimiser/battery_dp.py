@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from optimiser.assemble import assemble
+from optimiser.assemble import assemble_battery
 from optimiser.model import CURTAIL_P, UNSERVED_P, WEAR_P
 from optimiser.problem import Problem
 from optimiser.schedule import Schedule
@@ -32,6 +32,7 @@ TINY = 1e-12
 # the discharge; it could only pay by un-curtailing PV (CURTAIL_P per kWh), which needs
 # CURTAIL_P*(1 - eta_c*eta_d) > WEAR_P*eta_c*eta_d, i.e. eta_c*eta_d < 1/11.
 MIN_ROUND_TRIP = 0.1
+_PW_BLOCK = 128  # numpy's PW_BLOCKSIZE: pairwise_sum sums up to this many in one block
 
 
 def grid_costs(
@@ -121,15 +122,6 @@ def slot_costs(
     if not ok:
         return None
     return SlotCosts(r_len, r_slope, r_left, r_value_left, brk, tags)
-
-
-def split_demand(
-    sc: SlotCosts, y: F64, pv: F64, export_kwh: F64, ev_kwh: F64 | None = None
-) -> tuple[F64, F64, F64, F64, F64]:
-    """A cheapest (import, export, curtailed, unserved, EV charge) for the demand y (battery
-    included, EV not), walking each slot's slope-sorted grid segments."""
-    ev = np.zeros(y.size) if ev_kwh is None else ev_kwh
-    return _split(sc.brk, sc.tags, y, pv, export_kwh, ev)
 
 
 @njit(cache=True, nogil=True)
@@ -236,63 +228,190 @@ def grid_caps(p: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def solve_battery(p: Problem) -> Schedule | None:
     """The exact plan for a battery-only problem, or None outside :func:`exact_conditions`
-    (or when the problem is infeasible: HiGHS then says so)."""
-    if not exact_conditions(p):
-        return None
-    b = p.battery
-    assert b is not None
-    n, h = p.n, p.slot_hours
-    eta_c, eta_d = b.charge_efficiency, b.discharge_efficiency
-    pv, load = p.pv_kwh, p.load_kwh
-    net = load - pv
-    export_kwh, import_kwh, charge_kwh = grid_caps(p)
-    sc = slot_costs(p, load, export_kwh, import_kwh, charge_kwh)
-    if sc is None:
-        return None  # a non-convex slot cost (never seen under exact_conditions): HiGHS
-    brk = sc.brk
-    lo_soc, hi_soc = b.min_soc_kwh, b.max_soc
+    (or when the problem is infeasible: HiGHS then says so).
 
-    first = 0
-    soc0 = b.soc_kwh
-    pinned: tuple[float, float] | None = None
+    One compiled call (:func:`_plan`) checks the price conditions, builds the slot costs,
+    runs the DP and splits the grid side: at 48 slots, the numpy calls that did this around
+    the kernel took 4x the kernel's own time (issue 15)."""
+    b = p.battery
+    if b is None or p.evs:
+        return None
+    if not (b.charge_efficiency * b.discharge_efficiency >= MIN_ROUND_TRIP
+            and b.value_p_per_kwh >= 0):  # fmt: skip
+        return None  # the rest of exact_conditions is checked in _plan
     pin = p.first_slot
     pin_c = None if pin is None else pin.battery_charge_kwh
     pin_d = None if pin is None else pin.battery_discharge_kwh
-    if pin_c is not None or pin_d is not None:
-        if pin_c is None or pin_d is None:
-            return None
-        bc0 = min(max(pin_c, 0.0), float(charge_kwh[0]))
-        bd0 = min(max(pin_d, 0.0), b.discharge_kw * h)
-        y0 = net[0] + bc0 - bd0
-        if not brk[0, 0] - 1e-9 <= y0 <= brk[0, -1] + 1e-9:
-            return None
-        soc0 = b.soc_kwh + eta_c * bc0 - bd0 / eta_d
-        if not lo_soc - 1e-9 <= soc0 <= hi_soc + 1e-9:
-            return None
-        soc0 = min(max(soc0, lo_soc), hi_soc)
-        pinned, first = (bc0, bd0), 1
+    if (pin_c is None) != (pin_d is None):
+        return None
+    h = p.slot_hours
+    lo_soc = b.min_soc_kwh
+    out = np.empty((7, p.n))
+    sums = np.empty(3)
+    ok = _plan(
+        p.pv_kwh, p.load_kwh, effective_import_price(p), p.export_price_p,
+        p.grid.export_kw * h, p.grid.import_kw * h, b.charge_kw * h, b.discharge_kw * h,
+        b.grid_export, b.grid_charge, b.charge_efficiency, b.discharge_efficiency, lo_soc,
+        b.max_soc, max(lo_soc, b.final_min), b.value_p_per_kwh, b.soc_kwh, pin_c is not None,
+        0.0 if pin_c is None else pin_c, 0.0 if pin_d is None else pin_d, out, sums,
+    )  # fmt: skip
+    if not ok:
+        return None
+    imp, exp, curt, unserved, bc, bd, soc = out
+    return assemble_battery(
+        p, imp, exp, curt, unserved, bc, bd, soc,
+        sums.tolist(),
+        "battery-dp",
+    )  # fmt: skip
 
-    end_lo = max(lo_soc, b.final_min)
-    soc = np.empty(n)
-    if first == 1:
+
+@njit(cache=True, nogil=True)
+def _plan(
+    pv: F64, load: F64, imp_cost: F64, export_p: F64, export_cap: float,
+    import_cap: float, charge_cap: float, discharge_kwh: float, grid_export: bool,
+    grid_charge: bool, eta_c: float, eta_d: float, lo_soc: float, hi_soc: float,
+    end_lo: float, end_value: float, soc_init: float, pinned: bool, pin_c: float,
+    pin_d: float, out: F64, sums: F64,
+) -> bool:  # fmt: skip
+    """:func:`solve_battery`'s work in one call: writes the plan's rows (import, export,
+    curtailed, unserved, charge, discharge, SoC) into ``out`` and into ``sums`` the unserved,
+    discharged and curtailed totals (numpy's summation order, so the Schedule matches
+    :func:`optimiser.assemble.assemble`'s to the bit; the price dot products stay numpy's:
+    BLAS's order is the library's and the CPU's). False: decline (not exact, a non-convex
+    slot, a pin off the grid or SoC bounds, infeasible SoC bounds)."""
+    n = pv.size
+    for t in range(n):  # exact_conditions' price part; NaN declines as there
+        if not (export_p[t] >= 0 and imp_cost[t] - export_p[t] >= 0
+                and imp_cost[t] < UNSERVED_P):  # fmt: skip
+            return False
+    export_kwh = np.full(n, export_cap)
+    import_kwh = np.full(n, import_cap)
+    charge_kwh = np.full(n, charge_cap)
+    net = np.empty(n)
+    for t in range(n):  # grid_caps
+        net[t] = load[t] - pv[t]
+        surplus = max(pv[t] - load[t], 0.0)
+        if not grid_export:
+            export_kwh[t] = min(export_kwh[t], surplus)
+        if not grid_charge:
+            charge_kwh[t] = min(charge_kwh[t], surplus)
+    zeros = np.zeros(n)
+    r_len, r_slope, r_left, r_value_left, brk, tags, convex = _slot_costs(
+        pv, load, export_kwh, import_kwh, charge_kwh, export_p, imp_cost, zeros, zeros,
+        discharge_kwh, eta_c, eta_d,
+    )  # fmt: skip
+    if not convex:
+        return False  # a non-convex slot cost (never seen under exact_conditions): HiGHS
+    first = 0
+    soc0 = soc_init
+    bc0 = bd0 = 0.0
+    soc = out[6]
+    if pinned:
+        if np.isnan(pin_c) or np.isnan(pin_d):
+            return False
+        bc0 = min(max(pin_c, 0.0), charge_kwh[0])
+        bd0 = min(max(pin_d, 0.0), discharge_kwh)
+        y0 = net[0] + bc0 - bd0
+        if not brk[0, 0] - 1e-9 <= y0 <= brk[0, 5] + 1e-9:
+            return False
+        soc0 = soc_init + eta_c * bc0 - bd0 / eta_d
+        if not lo_soc - 1e-9 <= soc0 <= hi_soc + 1e-9:
+            return False
+        soc0 = min(max(soc0, lo_soc), hi_soc)
         soc[0] = soc0
+        first = 1
     value = _value_dp(
-        sc.r_len, sc.r_slope, sc.r_left, sc.r_value_left, first, lo_soc, hi_soc, end_lo,
-        b.value_p_per_kwh, soc0, soc,
+        r_len, r_slope, r_left, r_value_left, first, lo_soc, hi_soc, end_lo, end_value, soc0,
+        soc,
     )  # fmt: skip
     if np.isnan(value):
-        return None  # infeasible SoC bounds: HiGHS reports it
-    prev = np.concatenate([[b.soc_kwh], soc[:-1]])
-    d = soc - prev
-    bc = np.where(d > 0, d / eta_c, 0.0)
-    bd = np.where(d < 0, -d * eta_d, 0.0)
-    if pinned is not None:
-        bc[0], bd[0] = pinned
-    imp, exp, curt, unserved, _ = split_demand(sc, net + bc - bd, pv, export_kwh)
-    return assemble(
-        p, imp=imp, exp=exp, curt=curt, unserved=unserved, bc=bc, bd=bd, soc=soc,
-        solver="battery-dp",
-    )  # fmt: skip
+        return False  # infeasible SoC bounds: HiGHS reports it
+    bc = out[4]
+    bd = out[5]
+    y = np.empty(n)
+    prev = soc_init
+    for t in range(n):
+        d = soc[t] - prev
+        prev = soc[t]
+        bc[t] = d / eta_c if d > 0 else 0.0
+        bd[t] = -d * eta_d if d < 0 else 0.0
+    if pinned:
+        bc[0], bd[0] = bc0, bd0
+    for t in range(n):
+        y[t] = net[t] + bc[t] - bd[t]
+    imp, exp, curt, unserved, _ = _split(brk, tags, y, pv, export_kwh, zeros)
+    out[0, :] = imp
+    out[1, :] = exp
+    out[2, :] = curt
+    out[3, :] = unserved
+    sums[0] = _np_sum(unserved)
+    sums[1] = _np_sum(bd)
+    sums[2] = _np_sum(curt)
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _np_sum(a: F64) -> float:
+    """numpy's pairwise summation of ``a`` (numpy/_core/src/umath/loops_utils.h.src), term
+    for term, so a compiled total equals ndarray.sum() to the bit. Its recursion runs on an
+    explicit stack: numba's cache segfaulted loading a self-recursive function."""
+    n = a.size
+    if n <= _PW_BLOCK:
+        return _pw_block(a, 0, n)
+    f_lo = np.empty(64, dtype=np.int64)
+    f_n = np.empty(64, dtype=np.int64)
+    f_stage = np.empty(64, dtype=np.int64)
+    vals = np.empty(64)
+    f_lo[0], f_n[0], f_stage[0] = 0, n, 0
+    top, nv = 1, 0
+    while top > 0:
+        lo, m, stage = f_lo[top - 1], f_n[top - 1], f_stage[top - 1]
+        if m <= _PW_BLOCK:
+            top -= 1
+            vals[nv] = _pw_block(a, lo, m)
+            nv += 1
+            continue
+        half = m // 2
+        half -= half % 8
+        if stage == 2:
+            top -= 1
+            vals[nv - 2] = vals[nv - 2] + vals[nv - 1]
+            nv -= 1
+            continue
+        f_stage[top - 1] = stage + 1  # 0: push the left half; 1: the right half
+        f_lo[top] = lo if stage == 0 else lo + half
+        f_n[top] = half if stage == 0 else m - half
+        f_stage[top] = 0
+        top += 1
+    return vals[0]
+
+
+@njit(cache=True, nogil=True)
+def _pw_block(a: F64, lo: int, n: int) -> float:
+    """numpy's pairwise_sum for n <= 128: eight running sums, then the tail."""
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += a[lo + i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - (n % 8):
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
 
 
 @njit(cache=True, nogil=True)  # compiled once, cached beside the module; GIL released
