@@ -45,6 +45,7 @@ from optimiser.joint_dp import (
     JointPlan,
     Pin,
     _bisect,
+    _run,
     first_slot,
     solve_convex,
 )
@@ -72,7 +73,10 @@ SHIFTS = np.array([-3, -2, -1, 1, 2, 3])
 CANDIDATE_STEPS = 18
 CANDIDATE_GUESS_STEPS = 8  # within +-GUESS_WIDTH_P of a guess: 0.04 p / 2^8
 MAX_ROUNDS = 4  # Lagrangian rounds (a choice usually repeats by the second or third)
-MOVE_ROUNDS = 2  # rounds of local moves: each costs 4 to 12 exact solves
+# Rounds of local search (it stops at a local optimum; two rounds with flips only after the
+# moves missed a random-shape site by 1.85x the allowed gap: its best was found in the last
+# round and one flip from it was the MILP's choice).
+MOVE_ROUNDS = 8
 
 
 def applies(p: Problem) -> bool:
@@ -170,6 +174,26 @@ class Modes:
             SHORTFALL_P * ev.efficiency, self.bracket, CANDIDATE_STEPS, guess, GUESS_WIDTH_P,
             CANDIDATE_GUESS_STEPS, ev.efficiency, ev.capacity_kwh - ev.soc_kwh, self.real_tie,
         )  # fmt: skip
+
+    def lower(self, export_mode: npt.NDArray[np.bool_], lam: float) -> float:
+        """A lower bound on a choice's exact objective: its Lagrangian at EV price ``lam``
+        (weak duality: each choice's problem is convex, and any price in [0, the shortfall
+        penalty] prices the target no higher than the penalty does). One DP run, where
+        :meth:`value` bisects over the price: a candidate whose bound is no better than the
+        best plan so far cannot beat it and needs no exact value."""
+        p = self.p
+        b = p.battery
+        assert b is not None
+        ep, ip, ek, ik = self.arrays(export_mode)
+        pinned_ev = 0.0
+        if self.pin.ev_kwh is not None:  # the pinned EV's energy at its real tie-break
+            pinned_ev = (PINNED_EV_P + self.real_tie[0]) * self.ev_kwh[0]
+        return _lower(
+            lam, self.tie, self.priced, p.pv_kwh, p.load_kwh, ek, ik, self.charge_kwh, ep, ip,
+            self.ev_kwh, b.discharge_kw * p.slot_hours, b.charge_efficiency,
+            b.discharge_efficiency, b.min_soc_kwh, b.max_soc, max(b.min_soc_kwh, b.final_min),
+            b.value_p_per_kwh, b.soc_kwh, self.pin.first, self.pin.soc_start,
+        ) + lam * self.need + pinned_ev  # fmt: skip
 
     def exact(
         self, export_mode: npt.NDArray[np.bool_], steps: int = BISECT_STEPS, guess: float = -1.0
@@ -275,10 +299,16 @@ def solve_export_modes(p: Problem) -> Schedule | None:
     best: list[tuple[float, bytes]] = []  # the best so far: (objective, choice)
     best_price = [-1.0]
 
-    def consider(choice: npt.NDArray[np.bool_] | None) -> tuple[float, float]:
+    def consider(choice: npt.NDArray[np.bool_] | None, prune: bool = True) -> tuple[float, float]:
         if choice is None:
             return np.inf, -1.0
         key = choice.tobytes()
+        if key not in tried and prune and best_price[0] >= 0:
+            bound = m.lower(choice, best_price[0])
+            if bound >= best[0][0] - 1e-9:
+                # It cannot beat the best: kept with its bound (finite, as its value would be
+                # unless infeasible) and no EV price.
+                tried[key] = (bound, -1.0)
         if key not in tried:
             # Most choices' EV price is the best plan's (the same night price): tried first.
             got = tried[key] = m.value(choice, best_price[0])
@@ -289,12 +319,12 @@ def solve_export_modes(p: Problem) -> Schedule | None:
 
     # 1. No exports at all (the convex problem without the choice), then the SoC-grid DP at
     # the EV price of each choice's exact plan, until a choice repeats.
-    lam = consider(np.zeros(p.n, dtype=np.bool_))[1]
+    lam = consider(np.zeros(p.n, dtype=np.bool_), prune=False)[1]
     for _ in range(MAX_ROUNDS):
         choice = m.choose(max(lam, 0.0))
         if choice is None or choice.tobytes() in tried:
             break
-        lam = consider(choice)[1]
+        lam = consider(choice, prune=False)[1]
         if lam < 0:
             break
     # 2. The Lagrangian skips the choices between two prices (the EV's energy jumps where its
@@ -312,18 +342,23 @@ def solve_export_modes(p: Problem) -> Schedule | None:
     for _, e, choice in ranked:
         if abs(e - e_best) <= 1:
             consider(choice)
-    # 3. Local moves from the best: an export slot moved by up to three slots, then single
-    # flips among the slots any candidate exported in and the best's neighbours, while they
-    # improve.
+    # 3. Local search from the best until no neighbour is better (at most MOVE_ROUNDS rounds):
+    # each choice slot flipped, each export slot moved to any import-mode slot of the window,
+    # the whole pattern shifted. Most neighbours cost one DP run (their Lagrangian bound at the
+    # best's EV price already says they cannot win: Modes.lower).
+    choice_slots = np.flatnonzero(m.w)
     for _ in range(MOVE_ROUNDS):
         start = best[0]
         cur = np.frombuffer(start[1], dtype=np.bool_)
+        for t in choice_slots:
+            choice = cur.copy()
+            choice[t] = not choice[t]
+            consider(choice)
         for t in np.flatnonzero(cur):
-            for u in SHIFTS + t:
-                if 0 <= u < p.n and m.w[u] and not cur[u]:
-                    choice = cur.copy()
-                    choice[t], choice[u] = False, True
-                    consider(choice)
+            for u in np.flatnonzero(m.w & ~cur):
+                choice = cur.copy()
+                choice[t], choice[u] = False, True
+                consider(choice)
         # The whole pattern moved (the battery's rhythm of charge and export, shifted).
         for s in SHIFTS:
             moved = np.zeros(p.n, dtype=np.bool_)
@@ -331,22 +366,6 @@ def solve_export_modes(p: Problem) -> Schedule | None:
             if at.size and at.min() >= 0 and at.max() < p.n and m.w[at].all():
                 moved[at] = True
                 consider(moved)
-        if best[0] is start:
-            break
-    pool = np.zeros(p.n, dtype=np.bool_)
-    for key, got in tried.items():
-        if got[0] < np.inf:
-            pool |= np.frombuffer(key, dtype=np.bool_)
-    cur = np.frombuffer(best[0][1], dtype=np.bool_)
-    pool[1:] |= cur[:-1]  # and the neighbours of the best's export slots
-    pool[:-1] |= cur[1:]
-    pool &= m.w
-    for _ in range(MOVE_ROUNDS):
-        start = best[0]
-        for t in np.flatnonzero(pool):
-            choice = np.frombuffer(start[1], dtype=np.bool_).copy()
-            choice[t] = not choice[t]
-            consider(choice)
         if best[0] is start:
             break
     plan = m.exact(np.frombuffer(best[0][1], dtype=np.bool_))  # the EV's price to 1e-9 p
@@ -394,18 +413,7 @@ def _grid_dp(
     i_hi = int(np.floor((hi - soc0) / step + 1e-9))
     s_n = i_hi - i_lo + 1
     # Reachable changes per slot: the union of both modes' domains.
-    j_min = 0
-    j_max = 0
-    for t in range(n):
-        span_a = a_len[t].sum()
-        jl = int(np.ceil(-(a_left[t] + span_a) / step - 1e-9))
-        jh = int(np.floor(-a_left[t] / step + 1e-9))
-        if w[t]:
-            span_b = b_len[t].sum()
-            jl = min(jl, int(np.ceil(-(b_left[t] + span_b) / step - 1e-9)))
-            jh = max(jh, int(np.floor(-b_left[t] / step + 1e-9)))
-        j_min = min(j_min, jl)
-        j_max = max(j_max, jh)
+    j_min, j_max = _change_range(a_len, a_left, b_len, b_left, w, step)
     nj = j_max - j_min + 1
     cost = np.empty((n, nj))
     mode = np.zeros((n, nj), dtype=np.bool_)
@@ -470,25 +478,22 @@ def _count_dp(
     i_lo = -int(np.floor((soc0 - lo) / step + 1e-9))
     i_hi = int(np.floor((hi - soc0) / step + 1e-9))
     s_n = i_hi - i_lo + 1
-    j_min = 0
-    j_max = 0
-    for t in range(n):
-        jl = int(np.ceil(-(a_left[t] + a_len[t].sum()) / step - 1e-9))
-        jh = int(np.floor(-a_left[t] / step + 1e-9))
-        if w[t]:
-            jl = min(jl, int(np.ceil(-(b_left[t] + b_len[t].sum()) / step - 1e-9)))
-            jh = max(jh, int(np.floor(-b_left[t] / step + 1e-9)))
-        j_min = min(j_min, jl)
-        j_max = max(j_max, jh)
+    j_min, j_max = _change_range(a_len, a_left, b_len, b_left, w, step)
     nj = j_max - j_min + 1
     ca = np.empty((n, nj))
     cb = np.full((n, nj), np.inf)
+    # Each mode's cost is finite on one interval of changes (a convex function's domain):
+    # the loops below run over it only (half the work of running over every change).
+    a_from, a_to = np.zeros(n, dtype=np.int64), np.full(n, -1, dtype=np.int64)
+    b_from, b_to = np.zeros(n, dtype=np.int64), np.full(n, -1, dtype=np.int64)
     for t in range(n):
         for jj in range(nj):
             x = -(j_min + jj) * step
             ca[t, jj] = _cost_at(a_len[t], a_slope[t], a_left[t], a_vl[t], x)
             if w[t]:
                 cb[t, jj] = _cost_at(b_len[t], b_slope[t], b_left[t], b_vl[t], x)
+        a_from[t], a_to[t] = _finite(ca[t])
+        b_from[t], b_to[t] = _finite(cb[t])
     w0 = 0  # the first choice slot: before it one layer does, run forwards from soc0
     while w0 < n and not w[w0]:
         w0 += 1
@@ -502,25 +507,21 @@ def _count_dp(
         for i in range(s_n):
             if f[i] == np.inf:
                 continue
-            for jj in range(nj):
+            for jj in range(max(a_from[t], -i - j_min), min(a_to[t], s_n - 1 - i - j_min) + 1):
                 i2 = i + j_min + jj
-                if i2 < 0:
-                    continue
-                if i2 >= s_n:
-                    break
-                c = ca[t, jj]
-                if c < np.inf and f[i] + c < nf[i2]:
-                    nf[i2] = f[i] + c
+                c = f[i] + ca[t, jj]
+                if c < nf[i2]:
+                    nf[i2] = c
                     pred[t, i2] = jj
         f[:] = nf
     k1 = k_max + 1
-    v = np.full((s_n, k1), np.inf)
+    v = np.full((k1, s_n), np.inf)  # v[e, i]: e export slots still to come, SoC index i
     for i in range(s_n):
         s = soc0 + (i_lo + i) * step
         if s >= end_lo - 1e-9:
-            v[i, 0] = -end_value * s
-    nv = np.empty((s_n, k1))
-    pick = np.full((n, s_n, k1), -1, dtype=np.int64)  # jj, + nj where export mode
+            v[0, i] = -end_value * s
+    nv = np.empty((k1, s_n))
+    pick = np.full((n, k1, s_n), -1, dtype=np.int64)  # jj, + nj where export mode
     left = 0  # counted choice slots from t on
     for t in range(n - 1, w0 - 1, -1):
         if counted[t]:
@@ -528,37 +529,32 @@ def _count_dp(
         top = min(left, k_max)
         nv[:] = np.inf
         for e in range(top + 1):
+            # Export mode here: from e - 1 (a counted slot) or e (an uncounted one) on.
+            eb = e - 1 if counted[t] else e
             for i in range(s_n):
                 best = np.inf
                 arg = -1
-                for jj in range(nj):
-                    i2 = i + j_min + jj
-                    if i2 < 0:
-                        continue
-                    if i2 >= s_n:
-                        break
-                    c = ca[t, jj]
-                    if c < np.inf:
-                        val = c + v[i2, e]
+                for jj in range(max(a_from[t], -i - j_min), min(a_to[t], s_n - 1 - i - j_min) + 1):
+                    val = ca[t, jj] + v[e, i + j_min + jj]
+                    if val < best:
+                        best = val
+                        arg = jj
+                if eb >= 0:
+                    for jj in range(max(b_from[t], -i - j_min),
+                                    min(b_to[t], s_n - 1 - i - j_min) + 1):  # fmt: skip
+                        val = cb[t, jj] + v[eb, i + j_min + jj]
                         if val < best:
                             best = val
-                            arg = jj
-                    if e > 0 or not counted[t]:
-                        c = cb[t, jj]
-                        if c < np.inf:
-                            val = c + v[i2, e - 1 if counted[t] else e]
-                            if val < best:
-                                best = val
-                                arg = jj + nj
-                nv[i, e] = best
-                pick[t, i, e] = arg
+                            arg = jj + nj
+                nv[e, i] = best
+                pick[t, e, i] = arg
         v[:] = nv
     for e in range(k1):
         best = np.inf
         at = -1
         for i in range(s_n):
-            if f[i] + v[i, e] < best:
-                best = f[i] + v[i, e]
+            if f[i] + v[e, i] < best:
+                best = f[i] + v[e, i]
                 at = i
         value[e] = best
         if best == np.inf:
@@ -571,13 +567,44 @@ def _count_dp(
         i = at
         r = e
         for t in range(w0, n):
-            a = pick[t, i, r]
+            a = pick[t, r, i]
             exp_mode = a >= nj
             jj = a - nj if exp_mode else a
             out[e, t] = exp_mode
             if exp_mode and counted[t]:
                 r -= 1
             i += j_min + jj
+
+
+@njit(cache=True, nogil=True)
+def _finite(c: F64) -> tuple[int, int]:
+    """The first and last index where ``c`` is finite ((0, -1): nowhere)."""
+    lo = 0
+    while lo < c.size and c[lo] == np.inf:
+        lo += 1
+    hi = c.size - 1
+    while hi >= lo and c[hi] == np.inf:
+        hi -= 1
+    return (0, -1) if lo > hi else (lo, hi)
+
+
+@njit(cache=True, nogil=True)
+def _change_range(
+    a_len: F64, a_left: F64, b_len: F64, b_left: F64, w: npt.NDArray[np.bool_], step: float
+) -> tuple[int, int]:
+    """The SoC changes (in grid steps) either mode allows in some slot: the union of the
+    modes' domains (b's only where ``w``), as (lowest, highest)."""
+    j_min = 0
+    j_max = 0
+    for t in range(a_len.shape[0]):
+        jl = int(np.ceil(-(a_left[t] + a_len[t].sum()) / step - 1e-9))
+        jh = int(np.floor(-a_left[t] / step + 1e-9))
+        if w[t]:
+            jl = min(jl, int(np.ceil(-(b_left[t] + b_len[t].sum()) / step - 1e-9)))
+            jh = max(jh, int(np.floor(-b_left[t] / step + 1e-9)))
+        j_min = min(j_min, jl)
+        j_max = max(j_max, jh)
+    return j_min, j_max
 
 
 @njit(cache=True, nogil=True)
@@ -631,3 +658,29 @@ def _value(
         total += import_p[t] * imp[t] - export_p[t] * exp[t] + real_tie[t] * charge[t]
         total += WEAR_P * bd[t] + CURTAIL_P * curt[t] + UNSERVED_P * unserved[t]
     return total + SHORTFALL_P * short - end_value * soc[n - 1], lam
+
+
+@njit(cache=True, nogil=True)
+def _lower(
+    lam: float, tie: F64, priced: F64, pv: F64, load: F64, exp_cap: F64, imp_cap: F64,
+    chg_cap: F64, export_p: F64, import_p: F64, ev_kwh: F64, dis_kwh: float, eta_c: float,
+    eta_d: float, lo: float, hi: float, end_lo: float, end_value: float, soc0: float, first: int,
+    soc_start: float,
+) -> float:  # fmt: skip
+    """The Lagrangian's value at EV price ``lam`` without the lam * need term (inf where the
+    choice is infeasible): :func:`optimiser.joint_dp._run`, plus a pinned first slot's cost."""
+    n = pv.size
+    soc, charge = np.empty(n), np.empty(n)
+    value = _run(
+        lam, tie, priced, pv, load, exp_cap, imp_cap, chg_cap, export_p, import_p, ev_kwh,
+        dis_kwh, eta_c, eta_d, lo, hi, end_lo, end_value, soc0, first, soc_start, soc, charge,
+    )  # fmt: skip
+    if np.isnan(value):
+        return np.inf
+    if first == 1:  # the pinned slot's own cost (the DP starts after it)
+        r_len, r_slope, r_left, r_vl, _, _, _ = _slot_costs(
+            pv[:1], load[:1], exp_cap[:1], imp_cap[:1], chg_cap[:1], export_p[:1], import_p[:1],
+            ev_kwh[:1], lam * priced[:1] - tie[:1], dis_kwh, eta_c, eta_d,
+        )  # fmt: skip
+        value += _cost_at(r_len[0], r_slope[0], r_left[0], r_vl[0], soc0 - soc_start)
+    return value

@@ -1,6 +1,6 @@
 """The export-modes path (battery + one EV where export pays more than import, IO Go) against
 the HiGHS MILP: never better than the MILP (it is a MILP-feasible plan), never worse than
-max(0.25 %, 0.5 p) of it on IO Go-like sites (300 random ones per CI run; the larger hand run
+max(0.25 %, 0.5 p) of it on IO Go-like sites (2,000 random ones per CI run, a fixed draw; the larger hand run
 is in BENCHMARKS.md, ``bench/export_modes_gap.py``)."""
 
 from dataclasses import replace
@@ -15,8 +15,6 @@ from optimiser import EV, Battery, FirstSlot, Grid, Problem, solve
 from optimiser.export_modes import Modes, solve_export_modes
 from tests.optimiser.invariants import check
 from tests.optimiser.test_fast import START, random_battery
-
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def allowed_gap(milp_p: float) -> float:
@@ -80,11 +78,12 @@ def pin_first_slot(p: Problem, rng: np.random.Generator) -> Problem:
     return replace(p, first_slot=FirstSlot(charge, discharge, ev))
 
 
-# Derandomized: the same 300 sites every run. The path is a search, not a proof: the hand run
-# (bench/export_modes_gap.py, BENCHMARKS.md) found 1 in 5,000 IO Go-like sites beyond the
-# allowed gap, so a fresh draw each run would fail CI now and then; CI pins the gap on a fixed
-# draw and the hand run measures it on thousands.
-@settings(SETTINGS, derandomize=True, database=None)
+# Derandomized: the same 2,000 sites every run (about 3 minutes: the MILP reference is most of
+# it). The path is a search, not a proof, so a fresh draw each run could find a site beyond the
+# gap and fail CI at random; a fixed draw fails only when the code changes. The hand run
+# (bench/export_modes_gap.py, BENCHMARKS.md) measures it on more, unpinned.
+@settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck),
+          derandomize=True, database=None)  # fmt: skip
 @given(seed=st.integers(0, 2**32 - 1), pinned=st.booleans())
 def test_export_modes_within_the_gap_of_the_milp(seed, pinned):
     rng = np.random.default_rng(seed)
