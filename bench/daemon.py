@@ -86,7 +86,9 @@ def r(x: float | None, digits: int) -> float | None:
     return None if x is None else round(x, digits)
 
 
-async def run_one(n: int, hours: float, speed: float, inverter: str) -> dict[str, Any]:
+async def run_one(
+    n: int, hours: float, speed: float, inverter: str, start: datetime = START
+) -> dict[str, Any]:
     from core.clock import ScaledClock
     from flexd.config import parse_config
     from flexd.daemon import Daemon
@@ -99,16 +101,16 @@ async def run_one(n: int, hours: float, speed: float, inverter: str) -> dict[str
         "daemon": {"database": str(tmp / "flexd.sqlite"), "log_format": "json"},
         "api": {"enabled": False},
         "prices": {"source": "simulator"},
-        "simulation": {"start": START.isoformat(), "speed": speed, "hours": hours},
+        "simulation": {"start": start.isoformat(), "speed": speed, "hours": hours},
         "sites": [site_doc(i, inverter) for i in range(n)],
     }
     cfg = parse_config(doc, tmp, env={})
     log_file = (tmp / "flexd.log").open("w")
     logs.configure("json", stream=log_file)
     rss0, cpu0, wall0 = rss_mb(), cpu_s(), time.perf_counter()
-    clock = ScaledClock(START, speed)
+    clock = ScaledClock(start, speed)
     storage = await Storage.open(cfg.database)
-    until = START + timedelta(hours=hours)
+    until = start + timedelta(hours=hours)
     daemon = Daemon(cfg, clock, storage, simulated_backends(cfg, clock), until=until)
     cycles: list[float] = []
     latency: dict[str, list[float]] = {"start": [], "prices": [], "plug-in": [], "other": []}
@@ -239,19 +241,23 @@ def main() -> int:
     ap.add_argument("--hours", type=float, default=0.75, help="simulated hours from 15:45")
     ap.add_argument("--speed", type=float, nargs="+", help="simulated/real speed, one per --sites")
     ap.add_argument("--inverter", default="givenergy")
+    ap.add_argument("--start", default=START.isoformat(),
+                    help="simulated start (UTC): later than 15:45 skips to the storms sooner; "
+                         "after 16:00 the price storm is not measured")  # fmt: skip
     ap.add_argument("--one", action="store_true", help="(internal) run one size in this process")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     if args.one:
         speed = args.speed[0] if args.speed else DEFAULT_SPEED.get(args.sites[0], 30.0)
-        result = asyncio.run(run_one(args.sites[0], args.hours, speed, args.inverter))
+        start = datetime.fromisoformat(args.start)
+        result = asyncio.run(run_one(args.sites[0], args.hours, speed, args.inverter, start))
         print(json.dumps(result))
         return 0
     speeds = args.speed or [DEFAULT_SPEED.get(n, 30.0) for n in args.sites]
     results = []
     for n, speed in zip(args.sites, speeds, strict=True):
         cmd = [sys.executable, __file__, "--one", "--sites", str(n), "--hours", str(args.hours),
-               "--speed", str(speed), "--inverter", args.inverter]  # fmt: skip
+               "--speed", str(speed), "--inverter", args.inverter, "--start", args.start]  # fmt: skip
         out = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if out.returncode != 0:
             print(out.stderr[-3000:], file=sys.stderr)
