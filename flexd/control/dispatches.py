@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from core.clock import Clock
 from flexd.control.events import Event, EventBus
@@ -42,34 +43,20 @@ class DispatchBook:
         assert row is not None  # it was just updated
         return row
 
-    async def record_smart(self, site: SiteRuntime, now: datetime, plan: Plan) -> None:
-        """Future planned SMART dispatches are replaced by the new plan's; one running now is
-        kept and its end moved (a dispatch is a fact once it has started)."""
-        storage = self.storage
+    async def record_plan(
+        self, site: SiteRuntime, now: datetime, reason: str, objective_p: Decimal,
+        payload: dict[str, Any], plan: Plan,
+    ) -> None:  # fmt: skip
+        """Store a new plan with the SMART dispatches it implies, in one transaction
+        (Storage.store_plan: future planned ones replaced by the plan's, one running now kept
+        with its end moved), then publish each charger's dispatches."""
         cfg = site.config
+        smart = {
+            ch.id: [(start, end) for start, end, _kwh in plan.ev_dispatches.get(ch.id, ())]
+            for ch in site.chargers()
+        }
+        await self.storage.store_plan(cfg.id, cfg.meter, now, reason, objective_p, payload, smart)
         for ch in site.chargers():
-            intervals = plan.ev_dispatches.get(ch.id, ())
-            existing = await storage.dispatches(
-                device_id=ch.id, kind="smart", status="planned", start=now
-            )
-            running = [d for d in existing if d.start <= now]
-            for d in existing:
-                if d.start > now:
-                    await storage.update_dispatch(d.id, at=now, status="cancelled")
-            for start, end, _kwh in intervals:
-                if end <= now:
-                    continue
-                current = next((r for r in running if r.start <= now and start <= now), None)
-                if current is not None:
-                    await storage.update_dispatch(current.id, at=now, end=end)
-                    running.remove(current)
-                    continue
-                await storage.add_dispatch(
-                    site=cfg.id, meter=cfg.meter, device_id=ch.id, start=max(start, now),
-                    end=end, kind="smart", status="planned", at=now,
-                )  # fmt: skip
-            for d in running:  # the plan no longer charges now: the dispatch ends here
-                await storage.update_dispatch(d.id, at=now, end=now)
             await self.publish(cfg.id, ch.id, hide_cancelled=True)
 
     async def complete_due(

@@ -244,21 +244,19 @@ class SiteLoop:
         result = await self.solves.run(urgency(reasons), self.planner.solve, snapshot)
         if result is None:
             return
+        why = ",".join(sorted(reasons))
+        # Stored first (the plan with its dispatches, one transaction), kept in memory after:
+        # a write that fails leaves the loop on the plan the database has.
+        await self.dispatches.record_plan(
+            self.site, now, why, Decimal(str(round(result.objective_p, 4))), result.to_json(),
+            result,
+        )  # fmt: skip
         self.state.plan = result
         self.site.plan = result
         self.site.plan_made_at = now
-        why = ",".join(sorted(reasons))
         metrics = self.metrics
         metrics.plans.inc(site=self.site.config.id)
         metrics.plan_solve.observe(result.solve_s, site=self.site.config.id)
-        await self.storage.add_plan(
-            self.site.config.id,
-            now,
-            why,
-            Decimal(str(round(result.objective_p, 4))),
-            result.to_json(),
-        )
-        await self.dispatches.record_smart(self.site, now, result)
         for dev_id in self.site.devices:
             await self.events.emit(
                 Event("plan", self.site.config.id, dev_id, result.next_24h(dev_id))

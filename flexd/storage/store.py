@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -157,6 +157,57 @@ class Storage:
                 "VALUES (?,?,?,?,?)",
                 (site, ts(at), reason, str(objective_p), json.dumps(payload)),
             )
+
+    async def store_plan(
+        self, site: str, meter: str, at: datetime, reason: str, objective_p: Decimal,
+        payload: dict[str, Any], smart: Mapping[str, Sequence[tuple[datetime, datetime]]],
+    ) -> None:  # fmt: skip
+        """A new plan and the SMART dispatches it implies, in one transaction (a plan stored
+        without its dispatches, or half of them cancelled, would rate the night wrongly). Per
+        charger in ``smart`` (its planned charging intervals): planned SMART dispatches that
+        have not started are cancelled; one running now is kept (a dispatch is a fact once it
+        has started) and its end moved to the plan's, or to now where the plan stops charging
+        now; the plan's later intervals are added. One transaction per re-plan, not one per
+        dispatch: a storm of 1,000 re-plans was mostly commits (BENCHMARKS.md)."""
+        now = ts(at)
+        async with self.driver.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO plans (site, created_at, reason, objective_p, payload) "
+                "VALUES (?,?,?,?,?)",
+                (site, now, reason, str(objective_p), json.dumps(payload)),
+            )
+            for device_id, intervals in smart.items():
+                await tx.lock(f"smart:{device_id}")  # two plans for one charger: one wins whole
+                await tx.execute(
+                    "UPDATE dispatches SET status = 'cancelled', updated_at = ? WHERE "
+                    "device_id = ? AND kind = 'smart' AND status = 'planned' AND start > ?",
+                    (now, device_id, now),
+                )
+                rows = await tx.fetchall(
+                    f"SELECT {DISPATCH_COLS} FROM dispatches WHERE device_id = ? AND "
+                    "kind = 'smart' AND status = 'planned' AND start <= ? AND \"end\" > ? "
+                    "ORDER BY start, id",
+                    (device_id, now, now),
+                )
+                running = [dispatch_from_db(r) for r in rows]
+                for start, end in intervals:
+                    if end <= at:
+                        continue
+                    if start <= at and running:
+                        await tx.execute(
+                            'UPDATE dispatches SET "end" = ?, updated_at = ? WHERE id = ?',
+                            (ts(end), now, running.pop(0).id),
+                        )
+                        continue
+                    await _insert_dispatch(
+                        tx, site, meter, device_id, max(start, at), end, "smart", "planned",
+                        at, "home", Decimal(0),
+                    )  # fmt: skip
+                for d in running:  # the plan no longer charges now: the dispatch ends here
+                    await tx.execute(
+                        'UPDATE dispatches SET "end" = ?, updated_at = ? WHERE id = ?',
+                        (now, now, d.id),
+                    )
 
     async def latest_plan(self, site: str) -> tuple[datetime, str, dict[str, Any]] | None:
         async with self.driver.reader() as tx:

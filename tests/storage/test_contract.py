@@ -120,3 +120,55 @@ async def test_dispatches_kv_preferences_and_plans(store):
     await store.add_plan("s", T0, "start", Decimal("1.5"), {"a": 1})
     await store.add_plan("s", T0 + HH, "prices", Decimal("1.4"), {"a": 2})
     assert (await store.latest_plan("s"))[1:] == ("prices", {"a": 2})
+
+
+async def _smart(store, device="car"):
+    rows = await store.dispatches(device_id=device, kind="smart")
+    return sorted((d.start, d.end, d.status) for d in rows)
+
+
+async def test_a_plan_and_its_smart_dispatches_are_stored_together(store):
+    night = [(T0 + 2 * HH, T0 + 4 * HH), (T0 + 6 * HH, T0 + 7 * HH)]
+    await store.store_plan("s", "M1", T0, "start", Decimal("1.5"), {"a": 1}, {"car": night})
+    assert (await store.latest_plan("s"))[1:] == ("start", {"a": 1})
+    assert await _smart(store) == [(s, e, "planned") for s, e in night]
+    # Re-planned inside the first dispatch: it is kept (a fact once started) with the new end;
+    # the one that has not started is cancelled; the new plan's later interval is added.
+    now = T0 + 3 * HH
+    await store.store_plan("s", "M1", now, "plug-in", Decimal("1.2"), {"a": 2},
+                           {"car": [(T0 + 2 * HH, T0 + 5 * HH), (T0 + 8 * HH, T0 + 9 * HH)]})  # fmt: skip
+    assert await _smart(store) == [
+        (T0 + 2 * HH, T0 + 5 * HH, "planned"), (T0 + 6 * HH, T0 + 7 * HH, "cancelled"),
+        (T0 + 8 * HH, T0 + 9 * HH, "planned"),
+    ]  # fmt: skip
+    # A plan that stops charging now ends the running dispatch now.
+    later = T0 + 4 * HH
+    await store.store_plan("s", "M1", later, "unplug", Decimal("0"), {"a": 3}, {"car": []})
+    assert await _smart(store) == [
+        (T0 + 2 * HH, later, "planned"), (T0 + 6 * HH, T0 + 7 * HH, "cancelled"),
+        (T0 + 8 * HH, T0 + 9 * HH, "cancelled"),
+    ]  # fmt: skip
+    assert (await store.latest_plan("s"))[1:] == ("unplug", {"a": 3})
+
+
+async def test_a_plan_whose_dispatches_fail_stores_nothing(store):
+    night = [(T0 + 2 * HH, T0 + 4 * HH)]
+    await store.store_plan("s", "M1", T0, "start", Decimal("1.5"), {"a": 1}, {"car": night})
+    before = await _smart(store)
+    with pytest.raises(TypeError):  # the second interval's end is not an instant
+        await store.store_plan("s", "M1", T0 + HH, "prices", Decimal("1"), {"a": 2},
+                               {"car": [(T0 + 5 * HH, T0 + 6 * HH), (T0 + 7 * HH, "bad")]})  # fmt: skip
+    assert await _smart(store) == before  # the cancel and the first insert rolled back
+    assert (await store.latest_plan("s"))[1:] == ("start", {"a": 1})
+
+
+async def test_two_plans_for_one_charger_at_once_leave_one_plans_dispatches(store):
+    a = [(T0 + 2 * HH, T0 + 3 * HH), (T0 + 4 * HH, T0 + 5 * HH)]
+    b = [(T0 + 6 * HH, T0 + 8 * HH)]
+    for _ in range(5):
+        await asyncio.gather(*(
+            store.store_plan("s", "M1", T0, "r", Decimal("1"), {}, {"car": plan})
+            for plan in (a, b, a, b)
+        ))  # fmt: skip
+        planned = [(s, e) for s, e, st in await _smart(store) if st == "planned"]
+        assert planned in (a, b)
