@@ -87,7 +87,12 @@ def r(x: float | None, digits: int) -> float | None:
 
 
 async def run_one(
-    n: int, hours: float, speed: float, inverter: str, start: datetime = START
+    n: int,
+    hours: float,
+    speed: float,
+    inverter: str,
+    start: datetime = START,
+    processes: int = 0,
 ) -> dict[str, Any]:
     from core.clock import ScaledClock
     from flexd.config import parse_config
@@ -98,7 +103,11 @@ async def run_one(
 
     tmp = Path(tempfile.mkdtemp(prefix="flexd-bench-"))
     doc = {
-        "daemon": {"database": str(tmp / "flexd.sqlite"), "log_format": "json"},
+        "daemon": {
+            "database": str(tmp / "flexd.sqlite"),
+            "log_format": "json",
+            "planner_processes": processes,
+        },
         "api": {"enabled": False},
         "prices": {"source": "simulator"},
         "simulation": {"start": start.isoformat(), "speed": speed, "hours": hours},
@@ -108,10 +117,23 @@ async def run_one(
     log_file = (tmp / "flexd.log").open("w")
     logs.configure("json", stream=log_file)
     rss0, cpu0, wall0 = rss_mb(), cpu_s(), time.perf_counter()
+    solver_processes = None
+    if processes:  # as flexd run starts them: before the clock
+        from flexd.control.solve_procs import SolverProcesses
+
+        solver_processes = SolverProcesses(processes)
+        solver_processes.start()
     clock = ScaledClock(start, speed)
     storage = await Storage.open(cfg.database)
     until = start + timedelta(hours=hours)
-    daemon = Daemon(cfg, clock, storage, simulated_backends(cfg, clock), until=until)
+    daemon = Daemon(
+        cfg,
+        clock,
+        storage,
+        simulated_backends(cfg, clock),
+        until=until,
+        solver_processes=solver_processes,
+    )
     cycles: list[float] = []
     latency: dict[str, list[float]] = {"start": [], "prices": [], "plug-in": [], "other": []}
     ages: list[float] = []
@@ -173,6 +195,7 @@ async def run_one(
     return {
         "sites": n,
         "speed": speed,
+        "planner_processes": processes,
         "sim_hours": round(sim_h, 3),
         "startup_s": round(started["wall"] - wall0, 2),
         "startup_cpu_s": round(started["cpu"] - cpu0, 2),
@@ -241,6 +264,8 @@ def main() -> int:
     ap.add_argument("--hours", type=float, default=0.75, help="simulated hours from 15:45")
     ap.add_argument("--speed", type=float, nargs="+", help="simulated/real speed, one per --sites")
     ap.add_argument("--inverter", default="givenergy")
+    ap.add_argument("--processes", type=int, default=0,
+                    help="[daemon] planner_processes (0: solves in threads)")  # fmt: skip
     ap.add_argument("--start", default=START.isoformat(),
                     help="simulated start (UTC): later than 15:45 skips to the storms sooner; "
                          "after 16:00 the price storm is not measured")  # fmt: skip
@@ -250,14 +275,17 @@ def main() -> int:
     if args.one:
         speed = args.speed[0] if args.speed else DEFAULT_SPEED.get(args.sites[0], 30.0)
         start = datetime.fromisoformat(args.start)
-        result = asyncio.run(run_one(args.sites[0], args.hours, speed, args.inverter, start))
+        result = asyncio.run(
+            run_one(args.sites[0], args.hours, speed, args.inverter, start, args.processes)
+        )
         print(json.dumps(result))
         return 0
     speeds = args.speed or [DEFAULT_SPEED.get(n, 30.0) for n in args.sites]
     results = []
     for n, speed in zip(args.sites, speeds, strict=True):
         cmd = [sys.executable, __file__, "--one", "--sites", str(n), "--hours", str(args.hours),
-               "--speed", str(speed), "--inverter", args.inverter, "--start", args.start]  # fmt: skip
+               "--speed", str(speed), "--inverter", args.inverter, "--start", args.start,
+               "--processes", str(args.processes)]  # fmt: skip
         out = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if out.returncode != 0:
             print(out.stderr[-3000:], file=sys.stderr)

@@ -89,7 +89,14 @@ async def run_daemon(
     # clock starts: on simulated time a stalled first plan would lose hours of the run.
     began = perf_counter()
     optimiser.warm_up()
-    log.info("planner_ready", seconds=round(perf_counter() - began, 2))
+    processes = None
+    if config.planner_processes > 0:  # started now too: before any clock
+        from flexd.control.solve_procs import SolverProcesses
+
+        processes = SolverProcesses(config.planner_processes)
+        processes.start()
+    log.info("planner_ready", seconds=round(perf_counter() - began, 2),
+             solver_processes=config.planner_processes)  # fmt: skip
     clock: Clock
     until = None
     if simulate:
@@ -109,7 +116,7 @@ async def run_daemon(
             from flexd.simulation import simulated_backends
 
             backends = simulated_backends(config, clock, devices=simulate)
-        daemon = Daemon(config, clock, storage, backends, until=until)
+        daemon = Daemon(config, clock, storage, backends, until=until, solver_processes=processes)
         daemon.install_signal_handlers()
         log.info("starting", sites=len(config.sites), simulate=simulate,
                  start=clock.now().isoformat(), database=storage.where)  # fmt: skip
@@ -125,5 +132,7 @@ async def run_daemon(
             await print_summary(daemon, sys.stdout)
     finally:  # whatever failed, close the store: its worker thread would keep the process alive
         await storage.close()
+        if processes is not None:
+            processes.close()
     log.info("stopped", database=redact(str(config.database)))
     return 0

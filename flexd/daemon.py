@@ -36,6 +36,7 @@ from flexd.control.poller import run_poller, run_vehicle_poller
 from flexd.control.preferences import InputError, parse_preferences
 from flexd.control.runtime import DeviceRuntime, Health, SiteRuntime, build_sites
 from flexd.control.site_loop import LoopParts, SiteLoop
+from flexd.control.solve_procs import SolverProcesses
 from flexd.control.solve_queue import SolveQueue
 from flexd.energy.rater import Rater
 from flexd.fleet.journal import CommandJournal
@@ -84,6 +85,9 @@ class Daemon:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     until: datetime | None = None  # simulated runs end here
     metrics: Metrics = field(default_factory=Metrics)
+    # Solver processes started by the caller before the clock ([daemon] planner_processes);
+    # None with planner_processes > 0: made here, started on the first solve.
+    solver_processes: SolverProcesses | None = None
 
     def __post_init__(self) -> None:
         self.sites: dict[str, SiteRuntime] = build_sites(self.config.sites)
@@ -122,8 +126,13 @@ class Daemon:
         # storm last longer (bench/daemon.py, BENCHMARKS.md).
         threads = self.config.planner_threads or (os.cpu_count() or 2)
         self.solver_pool = ThreadPoolExecutor(threads, thread_name_prefix="plan")
+        # Or in processes ([daemon] planner_processes, flexd.control.solve_procs): a storm's
+        # solves then never hold the event loop's GIL.
+        if self.solver_processes is None and self.config.planner_processes > 0:
+            self.solver_processes = SolverProcesses(self.config.planner_processes)
+        slots = threads if self.solver_processes is None else self.solver_processes.processes
         # Shared by every site: in a storm, re-plans that change what devices do now go first.
-        self.solves = SolveQueue(self.solver_pool, threads)
+        self.solves = SolveQueue(self.solver_pool, slots, self.solver_processes)
         self.loops: dict[str, SiteLoop] = (
             {} if self.member is not None
             else {sid: self._new_loop(site) for sid, site in self.sites.items()}
@@ -460,6 +469,8 @@ class Daemon:
                 await relay.close()
             await self.backends.close()
             self.solver_pool.shutdown(wait=False, cancel_futures=True)
+            if self.solver_processes is not None:
+                self.solver_processes.close()
 
     def _vehicle_soc(self, dev: DeviceRuntime) -> None:
         resolve_ev_soc(dev, self.clock.now())

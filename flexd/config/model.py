@@ -141,6 +141,7 @@ class Config:
     log_format: str = "auto"  # "auto" | "json" | "console"
     cycle_seconds: float = 300.0
     planner_threads: int = 0  # solves at once; 0: one per core
+    planner_processes: int = 0  # solver processes; 0: solve in threads (planner_threads)
     max_kwh_per_half_hour: float = 30.0  # a reading above this is refused (a meter glitch)
     readings_window_months: int = 24  # readings older than this are refused; 0: no limit
     api: ApiConfig = ApiConfig()

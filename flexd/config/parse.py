@@ -239,7 +239,7 @@ def parse_config(
     known(doc, SECTIONS, "")
     daemon = table(doc, "daemon", "")
     known(daemon, ("database", "log_format", "cycle_seconds", "planner_threads",
-                   "max_kwh_per_half_hour", "readings_window_months",
+                   "planner_processes", "max_kwh_per_half_hour", "readings_window_months",
                    *secret_keys(["database_password"])), "daemon.")  # fmt: skip
     db = database_target(get(daemon, "database", str, "daemon.", "flexd.sqlite"), base_dir)
 
@@ -271,6 +271,7 @@ def parse_config(
         log_format=log_format,
         cycle_seconds=num(daemon, "cycle_seconds", "daemon.", 300.0, 1.0),
         planner_threads=_threads(daemon),
+        planner_processes=_processes(daemon),
         max_kwh_per_half_hour=num(daemon, "max_kwh_per_half_hour", "daemon.", 30.0, 0.001),
         readings_window_months=int(get(daemon, "readings_window_months", int, "daemon.", 24)),
         api=_api(table(doc, "api", ""), env, rel),
@@ -301,6 +302,14 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
     except ConfigError as exc:  # name the file too: an operator may have several
         raise ConfigError(exc.path, exc.reason, file=str(path)) from None
     return replace(cfg, source=path)
+
+
+def _processes(daemon: Mapping[str, Any]) -> int:
+    value = get(daemon, "planner_processes", int, "daemon.", 0)
+    if not 0 <= value <= 256:
+        raise ConfigError("daemon.planner_processes",
+                          "must be within 0..256 (0: solve in threads)")  # fmt: skip
+    return int(value)
 
 
 def _threads(daemon: Mapping[str, Any]) -> int:

@@ -48,9 +48,7 @@ class Planner:
         self.tariff = tariff
         self.fallback = tariff_fallback(tariff)
         self.forecaster = ProfileForecaster()
-        # Within half a penny of the best plan is as good as the best: on the MIP nights
-        # (grid arbitrage under fixed rates) this cuts the solve ~30 % (BENCHMARKS.md).
-        self.solver = SchedulePlanner(mip_abs_gap_p=0.5)
+        self.solver = new_solver()
 
     def now_view(self, now: datetime, smart: bool = False) -> dict[str, object]:
         return now_view(self.prices, self.tariff, now, smart)
@@ -107,27 +105,8 @@ class Planner:
         )
 
     def solve(self, inp: PlanInput) -> Plan | None:
-        """Solve a snapshot (in a worker thread); keep the current slot as it was when a change
-        there would save less than the site's threshold."""
-        problem, pin = inp.problem, inp.pin
-        t0 = _time.perf_counter()
-        try:
-            schedule = self.solver.solve(problem)
-        except RuntimeError as exc:
-            log.error("plan_failed", site=inp.site_id, error=str(exc))
-            return None
-        kept = False
-        if pin is not None and self._differs(schedule, pin):
-            try:
-                pinned = self.solver.solve(_with_pin(problem, pin))
-            except RuntimeError:  # what ran before is no longer possible: take the new plan
-                pinned = None
-            if pinned is not None:
-                saving = pinned.objective_p - schedule.objective_p
-                if saving < inp.stability_threshold_p:
-                    schedule, kept = pinned, True
-        solve_s = _time.perf_counter() - t0
-        return self._result(problem, schedule, inp.missing, solve_s, kept)
+        """Solve a snapshot (in a worker thread): :func:`solve_input` on this site's solver."""
+        return solve_input(self.solver, inp)
 
     # --- problem parts ------------------------------------------------------------------------
 
@@ -232,6 +211,37 @@ class Planner:
             solve_s=solve_s,
             kept_current_slot=kept,
         )
+
+
+def new_solver() -> SchedulePlanner:
+    # Within half a penny of the best plan is as good as the best: on the MIP nights (grid
+    # arbitrage under fixed rates) this cuts the solve ~30 % (BENCHMARKS.md).
+    return SchedulePlanner(mip_abs_gap_p=0.5)
+
+
+def solve_input(solver: SchedulePlanner, inp: PlanInput) -> Plan | None:
+    """Solve a snapshot; keep the current slot as it was when a change there would save less
+    than the site's threshold. Needs nothing but its arguments: it runs in a solver thread or
+    a solver process (flexd.control.solve_procs)."""
+    problem, pin = inp.problem, inp.pin
+    t0 = _time.perf_counter()
+    try:
+        schedule = solver.solve(problem)
+    except RuntimeError as exc:
+        log.error("plan_failed", site=inp.site_id, error=str(exc))
+        return None
+    kept = False
+    if pin is not None and Planner._differs(schedule, pin):
+        try:
+            pinned = solver.solve(_with_pin(problem, pin))
+        except RuntimeError:  # what ran before is no longer possible: take the new plan
+            pinned = None
+        if pinned is not None:
+            saving = pinned.objective_p - schedule.objective_p
+            if saving < inp.stability_threshold_p:
+                schedule, kept = pinned, True
+    solve_s = _time.perf_counter() - t0
+    return Planner._result(problem, schedule, inp.missing, solve_s, kept)
 
 
 def _with_pin(p: Problem, pin: FirstSlot) -> Problem:

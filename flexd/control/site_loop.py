@@ -241,7 +241,7 @@ class SiteLoop:
         # The snapshot is taken here, on the event loop; the solve runs on it alone in a thread,
         # so pollers and the API keep going meanwhile and cannot change what it reads.
         snapshot = self.planner.snapshot(self.site, now, boosts, self.state.plan)
-        result = await self.solves.run(urgency(reasons), self.planner.solve, snapshot)
+        result = await self.solves.solve(urgency(reasons), self.planner, snapshot)
         if result is None:
             return
         why = ",".join(sorted(reasons))

@@ -14,7 +14,12 @@ import heapq
 import itertools
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from flexd.control.plan import Plan
+    from flexd.control.planner import PlanInput, Planner
+    from flexd.control.solve_procs import SolverProcesses
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -41,8 +46,11 @@ def urgency(reasons: Iterable[str]) -> int:
 class SolveQueue:
     """At most ``slots`` solves in flight on ``executor``; waiters start by priority."""
 
-    def __init__(self, executor: Executor | None, slots: int) -> None:
+    def __init__(
+        self, executor: Executor | None, slots: int, processes: SolverProcesses | None = None
+    ) -> None:
         self.executor = executor
+        self.processes = processes
         self.slots = max(1, slots)
         self.running = 0
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
@@ -54,6 +62,17 @@ class SolveQueue:
         try:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self.executor, fn, arg)
+        finally:
+            self._release()
+
+    async def solve(self, priority: int, planner: Planner, inp: PlanInput) -> Plan | None:
+        """A re-plan: in the solver processes where the daemon has them, else on the executor
+        with the site's own planner."""
+        if self.processes is None:
+            return await self.run(priority, planner.solve, inp)
+        await self._acquire(priority)
+        try:
+            return await self.processes.solve(inp)
         finally:
             self._release()
 

@@ -45,6 +45,11 @@ class Tx(Protocol):
         """Serialise this transaction with every other one that locks ``key``."""
         ...
 
+    async def lock_many(self, keys: Sequence[str]) -> None:
+        """:meth:`lock` on each key, in one statement, in a fixed order (no deadlock between
+        two transactions locking overlapping sets)."""
+        ...
+
 
 class Driver(Protocol):
     dialect: str  # "sqlite" | "postgresql"
@@ -87,6 +92,9 @@ class _SqliteTx:
 
     async def lock(self, key: str) -> None:
         return None  # every write transaction is already serialised
+
+    async def lock_many(self, keys: Sequence[str]) -> None:
+        return None
 
 
 class SqliteDriver:
@@ -173,8 +181,19 @@ class _PgTx:
         return None if row is None else tuple(row)
 
     async def lock(self, key: str) -> None:
-        k = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
-        await self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (k,))
+        await self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(key),))
+
+    async def lock_many(self, keys: Sequence[str]) -> None:
+        if keys:
+            await self.conn.execute(
+                "SELECT pg_advisory_xact_lock(k) FROM "
+                "(SELECT DISTINCT unnest(%s::bigint[]) AS k ORDER BY 1) AS s",
+                (sorted(_lock_key(k) for k in keys),),
+            )
+
+
+def _lock_key(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
 
 
 class PostgresDriver:

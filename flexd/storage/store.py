@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from flexd.storage.driver import Driver, PostgresDriver, Row, SqliteDriver, Tx
+from flexd.storage.group_commit import KvGroupCommit
+from flexd.storage.plan_writes import PlanGroupCommit
 from flexd.storage.rows import (
     DISPATCH_COLS,
     RATED_COLS,
@@ -53,6 +55,8 @@ class Storage:
 
     def __init__(self, driver: Driver) -> None:
         self.driver = driver
+        self.kv_writes = KvGroupCommit(driver)
+        self.plan_writes = PlanGroupCommit(driver)
 
     @property
     def dialect(self) -> str:
@@ -122,12 +126,9 @@ class Storage:
         return None if row is None else str(row[0])
 
     async def set_kv(self, key: str, value: str) -> None:
-        async with self.driver.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO kv VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, value),
-            )
+        """Committed when it returns; calls made together share a transaction (group commit:
+        flexd.storage.group_commit)."""
+        await self.kv_writes.set(key, value)
 
     # --- preferences ------------------------------------------------------------------------
 
@@ -167,47 +168,9 @@ class Storage:
         charger in ``smart`` (its planned charging intervals): planned SMART dispatches that
         have not started are cancelled; one running now is kept (a dispatch is a fact once it
         has started) and its end moved to the plan's, or to now where the plan stops charging
-        now; the plan's later intervals are added. One transaction per re-plan, not one per
-        dispatch: a storm of 1,000 re-plans was mostly commits (BENCHMARKS.md)."""
-        now = ts(at)
-        async with self.driver.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO plans (site, created_at, reason, objective_p, payload) "
-                "VALUES (?,?,?,?,?)",
-                (site, now, reason, str(objective_p), json.dumps(payload)),
-            )
-            for device_id, intervals in smart.items():
-                await tx.lock(f"smart:{device_id}")  # two plans for one charger: one wins whole
-                await tx.execute(
-                    "UPDATE dispatches SET status = 'cancelled', updated_at = ? WHERE "
-                    "device_id = ? AND kind = 'smart' AND status = 'planned' AND start > ?",
-                    (now, device_id, now),
-                )
-                rows = await tx.fetchall(
-                    f"SELECT {DISPATCH_COLS} FROM dispatches WHERE device_id = ? AND "
-                    "kind = 'smart' AND status = 'planned' AND start <= ? AND \"end\" > ? "
-                    "ORDER BY start, id",
-                    (device_id, now, now),
-                )
-                running = [dispatch_from_db(r) for r in rows]
-                for start, end in intervals:
-                    if end <= at:
-                        continue
-                    if start <= at and running:
-                        await tx.execute(
-                            'UPDATE dispatches SET "end" = ?, updated_at = ? WHERE id = ?',
-                            (ts(end), now, running.pop(0).id),
-                        )
-                        continue
-                    await _insert_dispatch(
-                        tx, site, meter, device_id, max(start, at), end, "smart", "planned",
-                        at, "home", Decimal(0),
-                    )  # fmt: skip
-                for d in running:  # the plan no longer charges now: the dispatch ends here
-                    await tx.execute(
-                        'UPDATE dispatches SET "end" = ?, updated_at = ? WHERE id = ?',
-                        (now, now, d.id),
-                    )
+        now; the plan's later intervals are added. Plans stored together share a transaction
+        (group commit: flexd.storage.plan_writes)."""
+        await self.plan_writes.store(site, meter, at, reason, objective_p, payload, smart)
 
     async def latest_plan(self, site: str) -> tuple[datetime, str, dict[str, Any]] | None:
         async with self.driver.reader() as tx:

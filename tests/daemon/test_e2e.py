@@ -23,7 +23,7 @@ SPEED = 4000.0
 
 
 def config(tmp_path: Path, *, tariff="io-go", inverter="solaredge", charger=True, start, hours,
-           reserve=10, late_minutes=0.0, plug_in="18:00"):  # fmt: skip
+           reserve=10, late_minutes=0.0, plug_in="18:00", processes=0):  # fmt: skip
     devices = [{"id": "battery", "brand": inverter, "simulate": True, "poll_seconds": 30,
                 "timeout_s": 0.3}]
     if charger:
@@ -36,7 +36,8 @@ def config(tmp_path: Path, *, tariff="io-go", inverter="solaredge", charger=True
                             "target_soc_pct": 80},
         })  # fmt: skip
     doc = {
-        "daemon": {"database": str(tmp_path / "flexd.sqlite"), "log_format": "json"},
+        "daemon": {"database": str(tmp_path / "flexd.sqlite"), "log_format": "json",
+                   "planner_processes": processes},
         "api": {"enabled": False},
         "prices": {"source": "simulator", "late_minutes": late_minutes},
         "simulation": {"start": start.isoformat(), "speed": SPEED, "hours": hours},
@@ -312,4 +313,36 @@ async def test_agile_day_is_rated_in_the_daemon_on_the_prices_the_feed_served(tm
     assert {r.band for r in latest if r.register == "import"} == {"agile"}
     # Agile prices move: the rated unit rates are the served half-hourly ones, not one flat rate.
     assert len({r.unit_rate_p for r in latest if r.register == "import"}) > 3
+    await storage.close()
+
+
+async def test_solver_processes_plan_the_night_and_a_killed_one_is_replaced(tmp_path):
+    # [daemon] planner_processes: re-plans solved in a solver process. One is killed (-9)
+    # after the first plans; the pool is rebuilt and the night still reaches the target.
+    from flexd.control.solve_procs import worker_pids
+
+    start = datetime(2026, 1, 15, 16, 0, tzinfo=UTC)
+    cfg = config(tmp_path, start=start, hours=15.5, processes=1)
+    storage = await Storage.open(cfg.database)
+    killed: list[int] = []
+
+    async def kill_a_worker(d):
+        procs = d.solver_processes
+        while not worker_pids(procs.pool) or not d.metrics.plans.values:
+            await asyncio.sleep(0.01)
+        pid = worker_pids(procs.pool)[0]
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    daemon = await run(cfg, start, 15.5, storage, during=kill_a_worker)
+    procs = daemon.solver_processes
+    assert procs is not None and killed and procs.rebuilt >= 1
+    assert killed[0] not in worker_pids(procs.pool)
+    ch = daemon.sites["home"].devices["charger"]
+    assert ch.soc_at_ready_by is not None and ch.soc_at_ready_by >= 79.0
+    plans = await storage.latest_plan("home")
+    assert plans is not None and plans[0] > start + timedelta(hours=2)
+    smart = [d for d in await storage.dispatches(device_id="charger")
+             if d.kind == "smart" and d.status == "completed"]  # fmt: skip
+    assert smart and sum(d.kwh for d in smart) > Decimal(25)
     await storage.close()

@@ -96,6 +96,49 @@ async def test_a_stale_epoch_writes_nothing(store):
     assert await store.get_kv(f"meter:{claim.site}") is None
 
 
+async def test_kv_writes_batched_together_are_fenced_each_by_its_own_epoch(store):
+    # Group commit (flexd.storage.group_commit): a stale site's save and a live site's save
+    # made together share one transaction; only the stale one is refused.
+    [a] = await leases(store, ("a", 30))
+    lost, kept = await a.claim(2)
+    async with store.driver.transaction() as tx:  # another instance has claimed one of them
+        await tx.execute("UPDATE fleet_sites SET owner = 'b', epoch = epoch + 1 WHERE id = ?",
+                         (lost.site,))  # fmt: skip
+
+    async def save(c):
+        with fenced(Fence(c.site, "a", c.epoch)):
+            await store.set_kv(f"meter:{c.site}", "saved")
+
+    before = store.kv_writes.transactions
+    got = await asyncio.gather(save(lost), save(kept), return_exceptions=True)
+    assert isinstance(got[0], StaleEpoch) and got[1] is None
+    assert store.kv_writes.transactions == before + 1  # one transaction for both
+    assert await store.get_kv(f"meter:{lost.site}") is None
+    assert await store.get_kv(f"meter:{kept.site}") == "saved"
+
+
+async def test_plans_batched_together_are_fenced_each_by_its_own_epoch(store):
+    [a] = await leases(store, ("a", 30))
+    lost, kept = await a.claim(2)
+    async with store.driver.transaction() as tx:  # another instance has claimed one of them
+        await tx.execute("UPDATE fleet_sites SET owner = 'b', epoch = epoch + 1 WHERE id = ?",
+                         (lost.site,))  # fmt: skip
+
+    async def plan(c):
+        with fenced(Fence(c.site, "a", c.epoch)):
+            await store.store_plan(c.site, f"M-{c.site}", AT, "plug-in", Decimal(1), {},
+                                   {f"car-{c.site}": [(AT, AT.replace(hour=13))]})  # fmt: skip
+
+    before = store.plan_writes.transactions
+    got = await asyncio.gather(plan(lost), plan(kept), return_exceptions=True)
+    assert isinstance(got[0], StaleEpoch) and got[1] is None
+    assert store.plan_writes.transactions == before + 1  # one transaction for both
+    assert await store.latest_plan(lost.site) is None
+    assert await store.latest_plan(kept.site) is not None
+    assert await store.dispatches(device_id=f"car-{lost.site}") == []
+    assert len(await store.dispatches(device_id=f"car-{kept.site}")) == 1
+
+
 async def test_a_claim_waits_out_a_write_in_flight(store):
     """FOR SHARE (the write) against FOR UPDATE SKIP LOCKED (the claim): an expired site
     whose old owner is mid-write is skipped, not taken from under the write."""

@@ -172,3 +172,39 @@ async def test_two_plans_for_one_charger_at_once_leave_one_plans_dispatches(stor
         ))  # fmt: skip
         planned = [(s, e) for s, e, st in await _smart(store) if st == "planned"]
         assert planned in (a, b)
+
+
+async def test_kv_writes_made_together_share_a_few_transactions_and_all_commit(store):
+    before = store.kv_writes.transactions
+    await asyncio.gather(*(store.set_kv(f"meter:s{i}", f"v{i}") for i in range(300)))
+    assert store.kv_writes.transactions - before <= 3  # not 300
+    got = dict(await store.query("SELECT key, value FROM kv WHERE key LIKE 'meter:%'"))
+    assert got == {f"meter:s{i}": f"v{i}" for i in range(300)}
+    # The last of two values for one key wins, and both callers return once it is stored.
+    await asyncio.gather(store.set_kv("k", "first"), store.set_kv("k", "second"))
+    assert await store.get_kv("k") == "second"
+
+
+async def test_a_failed_kv_batch_fails_each_caller_and_writes_nothing(store):
+    got = await asyncio.gather(store.set_kv("a", "1"), store.set_kv("b", object()),
+                               return_exceptions=True)  # fmt: skip
+    assert all(isinstance(g, Exception) for g in got)  # one transaction: neither is stored
+    assert await store.get_kv("a") is None and await store.get_kv("b") is None
+    await store.set_kv("a", "2")  # the writer goes on after a failed batch
+    assert await store.get_kv("a") == "2"
+
+
+async def test_plans_stored_together_share_transactions_and_each_gets_its_dispatches(store):
+    before = store.plan_writes.transactions
+    await asyncio.gather(*(
+        store.store_plan(f"s{i}", f"M{i}", T0, "plug-in", Decimal(i), {"i": i},
+                         {f"car{i}": [(T0 + i % 5 * HH, T0 + (i % 5 + 1) * HH)]})
+        for i in range(120)
+    ))  # fmt: skip
+    assert store.plan_writes.transactions - before <= 3  # not 120
+    for i in (0, 7, 119):
+        assert (await store.latest_plan(f"s{i}"))[1:] == ("plug-in", {"i": i})
+        assert await _smart(store, f"car{i}") == [
+            (T0 + i % 5 * HH, T0 + (i % 5 + 1) * HH, "planned")]  # fmt: skip
+    (n,) = (await store.query("SELECT COUNT(*) FROM dispatches WHERE kind = 'smart'"))[0]
+    assert n == 120
