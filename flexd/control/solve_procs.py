@@ -47,7 +47,8 @@ def solve_in_worker(inp: PlanInput) -> Plan | None:
 
 def worker_pids(pool: ProcessPoolExecutor) -> list[int]:
     """The pool's live worker processes (tests kill one)."""
-    return [p.pid for p in getattr(pool, "_processes", {}).values() if p.pid is not None]
+    procs = getattr(pool, "_processes", None) or {}  # None once the pool is shut down
+    return [p.pid for p in procs.values() if p.pid is not None]
 
 
 class SolverProcesses:

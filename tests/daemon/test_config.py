@@ -100,7 +100,7 @@ def test_shipped_configs_load():
         (("daemon", "cycle_second"), 30, "daemon.cycle_second", "unknown key"),
         (("daemon", "cycle_seconds"), float("nan"), "daemon.cycle_seconds", "must be a finite number"),
         (("daemon", "planner_processes"), -1, "daemon.planner_processes", "must be within 0..256 (0: solve in threads)"),
-        (("daemon", "planner_processes"), 1.5, "daemon.planner_processes", "must be an integer"),
+        (("daemon", "planner_processes"), 1.5, "daemon.planner_processes", "must be int"),
         (("api", "prot"), 80, "api.prot", "unknown key"),
         (("mqtt",), {"hots": "x"}, "mqtt.hots", "unknown key"),
         (("prices",), {"sorce": "url"}, "prices.sorce", "unknown key"),
