@@ -96,14 +96,20 @@ async def test_a_stale_epoch_writes_nothing(store):
     assert await store.get_kv(f"meter:{claim.site}") is None
 
 
+async def two_claimed_one_taken_over(store):
+    """Two sites claimed by instance a, then one of them claimed by another instance."""
+    [a] = await leases(store, ("a", 30))
+    lost, kept = await a.claim(2)
+    async with store.driver.transaction() as tx:
+        await tx.execute("UPDATE fleet_sites SET owner = 'b', epoch = epoch + 1 WHERE id = ?",
+                         (lost.site,))  # fmt: skip
+    return lost, kept
+
+
 async def test_kv_writes_batched_together_are_fenced_each_by_its_own_epoch(store):
     # Group commit (flexd.storage.group_commit): a stale site's save and a live site's save
     # made together share one transaction; only the stale one is refused.
-    [a] = await leases(store, ("a", 30))
-    lost, kept = await a.claim(2)
-    async with store.driver.transaction() as tx:  # another instance has claimed one of them
-        await tx.execute("UPDATE fleet_sites SET owner = 'b', epoch = epoch + 1 WHERE id = ?",
-                         (lost.site,))  # fmt: skip
+    lost, kept = await two_claimed_one_taken_over(store)
 
     async def save(c):
         with fenced(Fence(c.site, "a", c.epoch)):
@@ -118,11 +124,7 @@ async def test_kv_writes_batched_together_are_fenced_each_by_its_own_epoch(store
 
 
 async def test_plans_batched_together_are_fenced_each_by_its_own_epoch(store):
-    [a] = await leases(store, ("a", 30))
-    lost, kept = await a.claim(2)
-    async with store.driver.transaction() as tx:  # another instance has claimed one of them
-        await tx.execute("UPDATE fleet_sites SET owner = 'b', epoch = epoch + 1 WHERE id = ?",
-                         (lost.site,))  # fmt: skip
+    lost, kept = await two_claimed_one_taken_over(store)
 
     async def plan(c):
         with fenced(Fence(c.site, "a", c.epoch)):

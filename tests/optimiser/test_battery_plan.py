@@ -58,24 +58,6 @@ def test_battery_schedule_equals_assemble(n, seed, pv, carbon, pinned, short):
             assert got == want, f.name
 
 
-def test_battery_plan_declines_a_nan_price_and_a_half_pin():
-    n = 4
-    b = Battery(9.5, 4.0, 0.5)
-    flat = np.full(n, 10.0)
-    base = Problem(START, 30, flat, flat * 0.5, np.full(n, 0.5), np.zeros(n), Grid(), b, ())
-    assert solve_battery(base) is not None
-    nan = flat.copy()
-    nan[2] = np.nan  # import prices are not validated finite; the DP must not plan on one
-    assert solve_battery(Problem(START, 30, nan, flat * 0.5, np.full(n, 0.5), np.zeros(n),
-                                 Grid(), b, ())) is None  # fmt: skip
-    half = Problem(START, 30, flat, flat * 0.5, np.full(n, 0.5), np.zeros(n), Grid(), b, (),
-                   first_slot=FirstSlot(0.5, None))  # fmt: skip
-    assert solve_battery(half) is None  # HiGHS pins what is given
-    pin_nan = Problem(START, 30, flat, flat * 0.5, np.full(n, 0.5), np.zeros(n), Grid(), b, (),
-                      first_slot=FirstSlot(float("nan"), 0.0))  # fmt: skip
-    assert solve_battery(pin_nan) is None
-
-
 @SETTINGS
 @given(n=st.integers(1, 30), seed=st.integers(0, 2**32 - 1),
        breach=st.sampled_from(["none", "negative import", "export above import",

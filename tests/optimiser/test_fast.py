@@ -75,6 +75,16 @@ def test_battery_dp_declines_where_it_would_not_be_exact():
     assert solve_battery(base) is not None
     neg = Problem(START, 30, flat - 15, flat * 0, np.full(n, 0.5), np.zeros(n), Grid(), b, ())
     assert solve_battery(neg) is None  # negative import: charge and discharge at once may pay
+    nan = flat.copy()
+    nan[2] = np.nan  # import prices are not validated finite; the DP must not plan on one
+    assert solve_battery(Problem(START, 30, nan, flat * 0.5, np.full(n, 0.5), np.zeros(n),
+                                 Grid(), b, ())) is None  # fmt: skip
+    half = Problem(START, 30, flat, flat * 0.5, np.full(n, 0.5), np.zeros(n), Grid(), b, (),
+                   first_slot=FirstSlot(0.5, None))  # fmt: skip
+    assert solve_battery(half) is None  # HiGHS pins what is given
+    pin_nan = Problem(START, 30, flat, flat * 0.5, np.full(n, 0.5), np.zeros(n), Grid(), b, (),
+                      first_slot=FirstSlot(float("nan"), 0.0))  # fmt: skip
+    assert solve_battery(pin_nan) is None
     arb = Problem(START, 30, flat, flat + 1, np.full(n, 0.5), np.zeros(n), Grid(), b, ())
     assert solve_battery(arb) is None  # export above import: a MIP
     ev = EV("car", 60, 10, 20, START + timedelta(hours=2), 7.4, (True,) * n)
