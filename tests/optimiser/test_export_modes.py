@@ -78,6 +78,14 @@ def pin_first_slot(p: Problem, rng: np.random.Generator) -> Problem:
     return replace(p, first_slot=FirstSlot(charge, discharge, ev))
 
 
+def io_go_site(seed: int, pinned: bool) -> tuple[Problem, np.random.Generator]:
+    """An IO Go-like site from a seed, its first slot pinned or not (and the generator, for
+    more draws)."""
+    rng = np.random.default_rng(seed)
+    p = io_go_like(rng)
+    return (pin_first_slot(p, rng) if pinned else p), rng
+
+
 # Derandomized: the same 2,000 sites every run (about 3 minutes: the MILP reference is most of
 # it). The path is a search, not a proof, so a fresh draw each run could find a site beyond the
 # gap and fail CI at random; a fixed draw fails only when the code changes. The hand run
@@ -86,10 +94,7 @@ def pin_first_slot(p: Problem, rng: np.random.Generator) -> Problem:
           derandomize=True, database=None)  # fmt: skip
 @given(seed=st.integers(0, 2**32 - 1), pinned=st.booleans())
 def test_export_modes_within_the_gap_of_the_milp(seed, pinned):
-    rng = np.random.default_rng(seed)
-    p = io_go_like(rng)
-    if pinned:
-        p = pin_first_slot(p, rng)
+    p, _ = io_go_site(seed, pinned)
     try:
         milp = solve(p, "highs")
     except RuntimeError:  # a pin past the SoC bounds: the fast path must not answer either
@@ -159,10 +164,7 @@ def test_planner_takes_io_go_sites_and_declines_other_shapes():
 def test_the_lagrangian_bound_never_exceeds_a_choices_exact_value(seed, pinned):
     # The search skips a neighbour whose bound cannot beat the best plan: safe only if the
     # bound is one (weak duality) at any EV price, pinned first slot included.
-    rng = np.random.default_rng(seed)
-    p = io_go_like(rng)
-    if pinned:
-        p = pin_first_slot(p, rng)
+    p, rng = io_go_site(seed, pinned)
     m = Modes(p)
     for _ in range(4):
         choice = m.w & (rng.random(p.n) < 0.3)
