@@ -1,6 +1,7 @@
-"""Group commit for small key/value writes: calls made while one transaction is being written
-join the next one, and each call returns once its value is committed (or raises what stopped
-it), as a transaction of its own would.
+"""Group commit: writes made while one transaction is being written join the next one, and
+each call returns once its write is committed (or raises what stopped it), as a transaction of
+its own would. :class:`GroupCommit` is the mechanism; :class:`KvGroupCommit` batches the small
+key/value saves, flexd.storage.plan_writes the re-plans.
 
 Every site loop saves its open half-hour's meter state each cycle (``kv``). In a 1,000-site
 plug-in storm those saves were 4,000 of 7,000 write transactions, and on SQLite, whose writes
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
 
 from flexd.storage import fence as fencing
 from flexd.storage.driver import Driver
@@ -25,30 +27,33 @@ from flexd.storage.driver import Driver
 UPSERT = "INSERT INTO kv VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 
 
-@dataclass
-class _Entry:
-    value: str
+class Entry(Protocol):
+    """A pending write: the fence it was made under, and the callers waiting for it."""
+
     fence: fencing.Fence | None
-    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    waiters: list[asyncio.Future[None]]
 
 
-class KvGroupCommit:
+E = TypeVar("E", bound=Entry)
+
+
+class GroupCommit(Generic[E]):
+    """Subclasses keep the pending entries (:meth:`_next_batch` takes a batch of them) and
+    write a batch's live entries in a transaction (:meth:`_store`)."""
+
     def __init__(self, driver: Driver) -> None:
         self.driver = driver
-        self._pending: dict[str, _Entry] = {}
         self._writer: asyncio.Task[None] | None = None
         self.transactions = 0  # committed batches (tests, benchmarks)
 
-    async def set(self, key: str, value: str) -> None:
-        fence = fencing.FENCE.get()
-        entry = self._pending.get(key)
-        if entry is None or entry.fence != fence:
-            # A second value for a key before it is written replaces the first (the first
-            # caller returns when the later value commits: the same end state).
-            previous = entry.waiters if entry is not None else []
-            entry = self._pending[key] = _Entry(value, fence, previous)
-        else:
-            entry.value = value
+    def _next_batch(self) -> list[E]:
+        raise NotImplementedError
+
+    async def _store(self, tx: Any, live: list[E]) -> None:
+        raise NotImplementedError
+
+    async def _committed(self, entry: E) -> None:
+        """Wait for a newly pending entry's batch (starting the writer if it is idle)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry.waiters.append(done)
         if self._writer is None or self._writer.done():
@@ -58,33 +63,64 @@ class KvGroupCommit:
         await asyncio.shield(done)
 
     async def _write(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, {}
+        while batch := self._next_batch():
             stale: dict[fencing.Fence, fencing.StaleEpoch] = {}
             try:
                 async with self.driver.transaction() as tx:
-                    for f in {e.fence for e in batch.values() if e.fence is not None}:
+                    for f in {e.fence for e in batch if e.fence is not None}:
                         try:
                             await fencing.check(tx, f, self.driver.dialect)
                         except fencing.StaleEpoch as exc:
                             stale[f] = exc
-                    rows = [(k, e.value) for k, e in batch.items() if e.fence not in stale]
-                    await tx.executemany(UPSERT, rows)
+                    await self._store(tx, [e for e in batch if e.fence not in stale])
                 self.transactions += 1
             except BaseException as exc:  # nothing of this batch was written: each caller hears
-                for e in batch.values():
+                told = exc if isinstance(exc, Exception) else RuntimeError(f"stopped: {exc!r}")
+                for e in batch:
                     for w in e.waiters:
                         if not w.done():
-                            w.set_exception(exc if isinstance(exc, Exception) else
-                                            RuntimeError(f"kv write stopped: {exc!r}"))  # fmt: skip
+                            w.set_exception(told)
                 if not isinstance(exc, Exception):
                     raise
                 continue
-            for e in batch.values():
+            for e in batch:
                 for w in e.waiters:
                     if w.done():
                         continue
-                    if e.fence in stale:
+                    if e.fence is not None and e.fence in stale:
                         w.set_exception(stale[e.fence])
                     else:
                         w.set_result(None)
+
+
+@dataclass
+class _KvEntry:
+    key: str
+    value: str
+    fence: fencing.Fence | None
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+
+class KvGroupCommit(GroupCommit[_KvEntry]):
+    def __init__(self, driver: Driver) -> None:
+        super().__init__(driver)
+        self._pending: dict[str, _KvEntry] = {}
+
+    async def set(self, key: str, value: str) -> None:
+        fence = fencing.FENCE.get()
+        entry = self._pending.get(key)
+        if entry is None or entry.fence != fence:
+            # A second value for a key before it is written replaces the first (the first
+            # caller returns when the later value commits: the same end state).
+            previous = entry.waiters if entry is not None else []
+            entry = self._pending[key] = _KvEntry(key, value, fence, previous)
+        else:
+            entry.value = value
+        await self._committed(entry)
+
+    def _next_batch(self) -> list[_KvEntry]:
+        batch, self._pending = list(self._pending.values()), {}
+        return batch
+
+    async def _store(self, tx: Any, live: list[_KvEntry]) -> None:
+        await tx.executemany(UPSERT, [(e.key, e.value) for e in live])

@@ -31,7 +31,8 @@ from typing import Any
 
 from flexd.storage import fence as fencing
 from flexd.storage.driver import Driver
-from flexd.storage.rows import DISPATCH_COLS, dispatch_from_db, ts
+from flexd.storage.group_commit import GroupCommit
+from flexd.storage.rows import DISPATCH_COLS, DISPATCH_INSERT, dispatch_from_db, ts
 
 MAX_BATCH = 200  # plans per transaction (SQL parameters stay well under SQLite's limit)
 
@@ -46,15 +47,13 @@ class PlanWrite:
     payload: dict[str, Any]
     smart: Mapping[str, Sequence[tuple[datetime, datetime]]]
     fence: fencing.Fence | None
-    done: asyncio.Future[None] = field(repr=False)
+    waiters: list[asyncio.Future[None]] = field(default_factory=list, repr=False)
 
 
-class PlanGroupCommit:
+class PlanGroupCommit(GroupCommit[PlanWrite]):
     def __init__(self, driver: Driver) -> None:
-        self.driver = driver
+        super().__init__(driver)
         self._pending: list[PlanWrite] = []
-        self._writer: asyncio.Task[None] | None = None
-        self.transactions = 0  # committed batches (tests, benchmarks)
 
     async def store(
         self, site: str, meter: str, at: datetime, reason: str, objective_p: Decimal,
@@ -62,13 +61,9 @@ class PlanGroupCommit:
     ) -> None:  # fmt: skip
         # Made into text now, in the caller: a payload that cannot be stored fails its own call.
         json.dumps(payload)
-        w = PlanWrite(site, meter, at, reason, objective_p, payload, smart, fencing.FENCE.get(),
-                      asyncio.get_running_loop().create_future())  # fmt: skip
+        w = PlanWrite(site, meter, at, reason, objective_p, payload, smart, fencing.FENCE.get())
         self._pending.append(w)
-        if self._writer is None or self._writer.done():
-            with fencing.fenced(None):  # the batch checks each plan's own fence
-                self._writer = asyncio.get_running_loop().create_task(self._write())
-        await asyncio.shield(w.done)
+        await self._committed(w)
 
     def _next_batch(self) -> list[PlanWrite]:
         batch: list[PlanWrite] = []
@@ -85,35 +80,8 @@ class PlanGroupCommit:
         self._pending = later
         return batch
 
-    async def _write(self) -> None:
-        while self._pending:
-            batch = self._next_batch()
-            stale: dict[fencing.Fence, fencing.StaleEpoch] = {}
-            try:
-                async with self.driver.transaction() as tx:
-                    for f in {w.fence for w in batch if w.fence is not None}:
-                        try:
-                            await fencing.check(tx, f, self.driver.dialect)
-                        except fencing.StaleEpoch as exc:
-                            stale[f] = exc
-                    live = [w for w in batch if w.fence not in stale]
-                    await _store(tx, live)
-                self.transactions += 1
-            except BaseException as exc:  # nothing of this batch was written: each caller hears
-                told = exc if isinstance(exc, Exception) else RuntimeError(f"stopped: {exc!r}")
-                for w in batch:
-                    if not w.done.done():
-                        w.done.set_exception(told)
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            for w in batch:
-                if w.done.done():
-                    continue
-                if w.fence is not None and w.fence in stale:
-                    w.done.set_exception(stale[w.fence])
-                else:
-                    w.done.set_result(None)
+    async def _store(self, tx: Any, live: list[PlanWrite]) -> None:
+        await _store(tx, live)
 
 
 async def _store(tx: Any, batch: list[PlanWrite]) -> None:
@@ -158,8 +126,4 @@ async def _store(tx: Any, batch: list[PlanWrite]) -> None:
             # The plan no longer charges now: a dispatch running now ends here.
             ends.extend((now, now, d.id) for d in running)
     await tx.executemany('UPDATE dispatches SET "end" = ?, updated_at = ? WHERE id = ?', ends)
-    await tx.executemany(
-        f"INSERT INTO dispatches ({DISPATCH_COLS}, created_at, updated_at) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-        added,
-    )
+    await tx.executemany(DISPATCH_INSERT, added)

@@ -101,6 +101,10 @@ def dispatch_from_db(r: Sequence[Any]) -> DispatchRow:
 
 
 DISPATCH_COLS = 'id, site, meter, device_id, start, "end", kind, status, location, kwh'
+DISPATCH_INSERT = (
+    f"INSERT INTO dispatches ({DISPATCH_COLS}, created_at, updated_at) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
 RATED_COLS = (
     "meter, start, register, version, settlement_date, settlement_period, kwh, band, "
     "unit_rate_p, cost_p, rated_at, reason"

@@ -22,6 +22,7 @@ from flexd.storage.group_commit import KvGroupCommit
 from flexd.storage.plan_writes import PlanGroupCommit
 from flexd.storage.rows import (
     DISPATCH_COLS,
+    DISPATCH_INSERT,
     RATED_COLS,
     DispatchRow,
     RatedRow,
@@ -148,16 +149,6 @@ class Storage:
             )
 
     # --- plans ------------------------------------------------------------------------------
-
-    async def add_plan(
-        self, site: str, at: datetime, reason: str, objective_p: Decimal, payload: dict[str, Any]
-    ) -> None:
-        async with self.driver.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO plans (site, created_at, reason, objective_p, payload) "
-                "VALUES (?,?,?,?,?)",
-                (site, ts(at), reason, str(objective_p), json.dumps(payload)),
-            )
 
     async def store_plan(
         self, site: str, meter: str, at: datetime, reason: str, objective_p: Decimal,
@@ -391,8 +382,7 @@ async def _insert_dispatch(
         str(uuid.uuid4()), site, meter, device_id, start, end, kind, status, location, kwh
     )
     await tx.execute(
-        f"INSERT INTO dispatches ({DISPATCH_COLS}, created_at, updated_at) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        DISPATCH_INSERT,
         (row.id, site, meter, device_id, ts(start), ts(end), kind, status, location, str(kwh),
          ts(at), ts(at)),
     )  # fmt: skip

@@ -117,8 +117,8 @@ async def test_dispatches_kv_preferences_and_plans(store):
     assert [x.id for x in await store.dispatches(meter="M1", start=T0, end=T0 + HH)] == [d.id]
     await store.put_preferences("car", {"target_soc_pct": 80}, T0)
     assert await store.get_preferences("car") == {"target_soc_pct": 80}
-    await store.add_plan("s", T0, "start", Decimal("1.5"), {"a": 1})
-    await store.add_plan("s", T0 + HH, "prices", Decimal("1.4"), {"a": 2})
+    await store.store_plan("s", "M1", T0, "start", Decimal("1.5"), {"a": 1}, {})
+    await store.store_plan("s", "M1", T0 + HH, "prices", Decimal("1.4"), {"a": 2}, {})
     assert (await store.latest_plan("s"))[1:] == ("prices", {"a": 2})
 
 
